@@ -1,0 +1,43 @@
+package cli
+
+import (
+	"errors"
+	"strings"
+	"testing"
+)
+
+func TestCodeOf(t *testing.T) {
+	if CodeOf(nil) != ExitOK || CodeOf(errors.New("x")) != ExitFailed {
+		t.Fatal("plain errors")
+	}
+	err := WithHint(Errorf(ExitAWS, "boom"), "log in")
+	if CodeOf(err) != ExitAWS || !strings.Contains(err.Error(), "boom") {
+		t.Fatalf("got %d %v", CodeOf(err), err)
+	}
+}
+
+func TestWorst(t *testing.T) {
+	if Worst(ExitOK, ExitFailed, ExitUnreachable, ExitOK) != ExitUnreachable {
+		t.Fatal("unreachable must outrank failed")
+	}
+	if Worst() != ExitOK || Worst(ExitFailed, ExitOK) != ExitFailed {
+		t.Fatal("ok and failed")
+	}
+}
+
+func TestAsk(t *testing.T) {
+	var out strings.Builder
+	if ask(strings.NewReader("y\n"), &out, "Terminate") != nil {
+		t.Fatal("y must confirm")
+	}
+	if err := ask(strings.NewReader("\n"), &out, "Terminate"); CodeOf(err) != ExitRefused {
+		t.Fatalf("empty answer must refuse, got %v", err)
+	}
+}
+
+func TestReadWords(t *testing.T) {
+	got, err := readWords(strings.NewReader("i-1 web running\n\n# comment\n  i-2\n"), []string{"a"})
+	if err != nil || strings.Join(got, " ") != "a i-1 i-2" {
+		t.Fatalf("got %q %v", got, err)
+	}
+}

@@ -1,0 +1,39 @@
+// Package fleet talks to EC2: it resolves selectors to instances, launches, lists, waits for
+// and terminates them.
+package fleet
+
+import "time"
+
+// Instance is what every command needs to know about one EC2 instance.
+type Instance struct {
+	ID          string
+	Name        string // the Name tag
+	Type        string
+	State       string // pending, running, stopping, stopped, shutting-down, terminated
+	Lifecycle   string // "spot" or "on-demand"
+	Zone        string
+	PrivateIP   string
+	PublicIP    string
+	KeyName     string // EC2 key pair; its private key is paths.KeyFile(KeyName) when ec2-new made it
+	User        string // login user, from the ec2kit:user tag (ec2-user when absent)
+	LaunchTime  time.Time
+	Tags        map[string]string
+	SpotRequest string // spot instance request id, if any
+}
+
+// Address is where to reach the instance over SSH: its public address, or its private one
+// when it has none or private is asked for.
+func (i Instance) Address(private bool) string {
+	if private || i.PublicIP == "" {
+		return i.PrivateIP
+	}
+	return i.PublicIP
+}
+
+// Label is how output names the instance: its Name tag when unique enough, else its id.
+func (i Instance) Label() string {
+	if i.Name != "" {
+		return i.Name + "/" + i.ID
+	}
+	return i.ID
+}
