@@ -1,7 +1,13 @@
 package cli
 
-// VersionFlag gives a command --version through go-arg's Versioned interface.
+import (
+	"os"
+	"path/filepath"
+)
+
+// VersionFlag, embedded in a command's argument struct, gives it --version (go-arg adds the
+// flag only when Version returns a non-empty string).
 type VersionFlag struct{}
 
-// Version satisfies go-arg's Versioned interface so that --version is accepted.
-func (VersionFlag) Version() string { return "" }
+// Version satisfies go-arg's Versioned interface.
+func (VersionFlag) Version() string { return versionString(filepath.Base(os.Args[0])) }
