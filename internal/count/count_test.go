@@ -1,0 +1,191 @@
+package count
+
+import (
+	"bufio"
+	"bytes"
+	"fmt"
+	"maps"
+	"strings"
+	"testing"
+	"testing/iotest"
+
+	"ec2kit/internal/count/taxigen"
+)
+
+// reference is the plain implementation the kernel must agree with: split every line on
+// commas and take the 4th field, like `tail -n +2 | cut -d, -f4`.
+func reference(data []byte) (map[string]uint64, uint64) {
+	m := map[string]uint64{}
+	var skipped uint64
+	sc := bufio.NewScanner(bytes.NewReader(data))
+	sc.Buffer(nil, MaxLine+2)
+	first := true
+	for sc.Scan() { // ScanLines drops a "\r" before "\n" (and at the very end)
+		if first {
+			first = false
+			continue
+		}
+		f := strings.Split(sc.Text(), ",")
+		if len(f) < 4 {
+			skipped++
+			continue
+		}
+		m[f[3]]++
+	}
+	return m, skipped
+}
+
+func check(t *testing.T, data []byte, workers, block int) {
+	t.Helper()
+	want, wantSkipped := reference(data)
+	r := iotest.HalfReader(bytes.NewReader(data)) // short reads, like a network stream
+	got, err := Reader(r, workers, block)
+	if err != nil {
+		t.Fatalf("workers=%d block=%d: %v", workers, block, err)
+	}
+	if !maps.Equal(got.Map(), want) || got.Skipped != wantSkipped {
+		t.Fatalf("workers=%d block=%d input %q:\n got %v skipped %d\nwant %v skipped %d",
+			workers, block, data, got.Map(), got.Skipped, want, wantSkipped)
+	}
+	var rows uint64
+	for _, n := range want {
+		rows += n
+	}
+	if got.Rows != rows || got.Bytes != int64(len(data)) {
+		t.Fatalf("rows %d bytes %d, want %d %d", got.Rows, got.Bytes, rows, len(data))
+	}
+}
+
+var cases = map[string]string{
+	"empty":              "",
+	"header only":        "a,b,c,d,e",
+	"header only nl":     "a,b,c,d,e\n",
+	"basic":              "h,h,h,h,h\n1,t,t,1,x\n2,t,t,2,x\n3,t,t,1,x\n",
+	"no final newline":   "h\n1,t,t,1,x\n2,t,t,2",
+	"crlf":               "h,h,h,h\r\n1,t,t,1,x\r\n2,t,t,2\r\n\r\n3,t,t,2\r",
+	"empty 4th":          "h\na,b,c,,e\na,b,c,\na,b,c,\r\n",
+	"few fields":         "h\na,b,c\n\n\na\n,,\n,,,\n",
+	"long keys":          "h\na,b,c,10,e\na,b,c,10\na,b,c,1.5,x\na,b,c,abc\r\n",
+	"inner cr":           "h\na,b,c,1\r,e\na,b,c,\rx\na,b,c,1\r\r\n",
+	"blank header":       "\na,b,c,1\n",
+	"cr only lines":      "h\r\n\r\n\r\na,b,c,d\r\n",
+	"comma dash":         "h\n,-,-,-,-\n-,,-,-\n,,,-\n",
+	"wide first fields":  "h\naaaaaaaaaaaaaaaaaa,bbbbbbbbbbbbbbbbbbbbb,ccccccccccccccc,7,dddddddd\n",
+	"commas in one word": "h\n,,,,,,,,,,,,\n,,,5,,,,,,\n",
+}
+
+func TestEdgeCases(t *testing.T) {
+	for name, in := range cases {
+		t.Run(name, func(t *testing.T) {
+			for _, w := range []int{1, 3} {
+				for block := 1; block <= len(in)+1; block++ {
+					check(t, []byte(in), w, block)
+				}
+				check(t, []byte(in), w, 0)
+			}
+		})
+	}
+}
+
+func TestSpecifics(t *testing.T) {
+	res, err := Reader(strings.NewReader("VendorID,x,y,passenger_count\r\n\r\n1,a,b,2\r\n1,a,b,\r\n1,a,b,2"), 1, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if string(res.Header) != "VendorID,x,y,passenger_count" || res.Skipped != 1 || res.Rows != 3 {
+		t.Fatalf("header %q skipped %d rows %d", res.Header, res.Skipped, res.Rows)
+	}
+	var out strings.Builder
+	res.WriteTo(&out)
+	if out.String() != ",1\n2,2\n" {
+		t.Fatalf("output %q", out.String())
+	}
+}
+
+func TestTaxiData(t *testing.T) {
+	for era := range 3 {
+		var buf bytes.Buffer
+		if err := taxigen.Write(&buf, taxigen.Era(era), 300_000, uint64(era)); err != nil {
+			t.Fatal(err)
+		}
+		for _, block := range []int{4096, 65536, 0} {
+			check(t, buf.Bytes(), 1, block)
+			check(t, buf.Bytes(), 4, block)
+		}
+	}
+}
+
+func TestLongLine(t *testing.T) {
+	data := "h\n" + strings.Repeat("x", 2*MaxLine+10) + "\n1,2,3,4\n"
+	if _, err := Reader(strings.NewReader(data), 1, 4096); err != ErrLongLine {
+		t.Fatalf("got %v", err)
+	}
+	if _, err := Reader(strings.NewReader(data), 2, 0); err != ErrLongLine {
+		t.Fatalf("got %v", err)
+	}
+}
+
+func TestMerge(t *testing.T) {
+	var a, b Counts
+	a.Add([]byte("1"), 2)
+	a.Add([]byte("10"), 1)
+	b.Add([]byte("10"), 5)
+	b.Add(nil, 1)
+	b.Skipped = 3
+	a.Merge(&b)
+	want := map[string]uint64{"1": 2, "10": 6, "": 1}
+	if !maps.Equal(a.Map(), want) || a.Rows != 9 || a.Skipped != 3 {
+		t.Fatalf("got %v rows %d skipped %d", a.Map(), a.Rows, a.Skipped)
+	}
+}
+
+func FuzzKernel(f *testing.F) {
+	for _, in := range cases {
+		f.Add([]byte(in), uint16(7))
+	}
+	f.Add(append([]byte(taxigen.Era2010.Header()+"\r\n\r\n"), taxigen.New(taxigen.Era2010, 1).AppendRow(nil)...), uint16(13))
+	f.Fuzz(func(t *testing.T, data []byte, block uint16) {
+		check(t, data, 1, int(block%512)+1)
+		check(t, data, 2, int(block%64)+1)
+	})
+}
+
+// taxiData is ~64 MiB of 2015-style rows, generated once for the benchmarks.
+var taxiData = func() func() []byte {
+	var data []byte
+	return func() []byte {
+		if data == nil {
+			var buf bytes.Buffer
+			taxigen.Write(&buf, taxigen.Era2015, 64<<20, 42)
+			data = buf.Bytes()
+		}
+		return data
+	}
+}()
+
+// BenchmarkKernel measures the kernel alone on rows in memory (GB/s = MB/s / 1000).
+func BenchmarkKernel(b *testing.B) {
+	data := taxiData()
+	b.SetBytes(int64(len(data)))
+	for b.Loop() {
+		var c Counts
+		if rest := c.lines(data); len(rest) != 0 {
+			b.Fatal("tail")
+		}
+	}
+}
+
+// BenchmarkReader measures the whole streaming path from an in-memory reader.
+func BenchmarkReader(b *testing.B) {
+	data := taxiData()
+	for _, w := range []int{1, 2} {
+		b.Run(fmt.Sprintf("workers=%d", w), func(b *testing.B) {
+			b.SetBytes(int64(len(data)))
+			for b.Loop() {
+				if _, err := Reader(bytes.NewReader(data), w, 0); err != nil {
+					b.Fatal(err)
+				}
+			}
+		})
+	}
+}
