@@ -1,0 +1,79 @@
+# Starts moto_server with the local cloud's fixes for moto's gaps, applied before the first
+# request so every region backend sees them:
+#   - the default VPC is 127.1.0.0/16, so every private address moto hands out is a loopback
+#     address (moto's own default, 172.31.0.0/16, must never be dialled);
+#   - a launch without a subnet uses the zone's default subnet, as EC2 does (moto would invent
+#     a random 10.x address and a public one);
+#   - the instance-lifecycle filter of DescribeInstances works (moto raises NotImplementedError);
+#   - DescribeSpotPriceHistory returns per-zone prices (moto returns one constant for all).
+# Usage: python moto_launcher.py HOST PORT SPOT_PRICES_JSON
+import json
+import sys
+import time
+
+import moto.ec2.models.vpcs as vpcs
+from moto.ec2.models.instances import InstanceBackend
+import moto.ec2.utils as ec2utils
+from moto.ec2.exceptions import DefaultVpcAlreadyExists
+from moto.ec2.responses.spot_instances import SpotInstances
+from moto.core.responses import ActionResult
+
+host, port, prices_path = sys.argv[1], sys.argv[2], sys.argv[3]
+with open(prices_path, encoding="utf-8") as f:
+    SPOT = json.load(f)  # {"base": {type: on-demand USD/h}, "zones": {zone-letter: factor}, "default": USD/h}
+
+
+def create_default_vpc(self):
+    if self.describe_vpcs(filters={"is-default": ["true"]}):
+        raise DefaultVpcAlreadyExists
+    vpc = self.create_vpc(cidr_block="127.1.0.0/16", is_default=True)
+    for zone in self.describe_availability_zones():
+        subnet = self.create_default_subnet(zone.name)
+        subnet.map_public_ip_on_launch = False
+    return vpc
+
+
+vpcs.VPCBackend.create_default_vpc = create_default_vpc
+_run_instances = InstanceBackend.run_instances
+
+
+def run_instances(self, image_id, count, user_data, security_group_names, **kwargs):
+    nics = kwargs.get("nics") or []
+    if not kwargs.get("subnet_id") and not any("SubnetId" in n for n in nics):
+        zone = kwargs.get("placement") or self.region_name + "a"
+        subnet = self.get_default_subnets().get(zone)
+        if subnet is not None:
+            kwargs["subnet_id"] = subnet.id
+    return _run_instances(self, image_id, count, user_data, security_group_names, **kwargs)
+
+
+InstanceBackend.run_instances = run_instances
+ec2utils.filter_dict_attribute_mapping["instance-lifecycle"] = "lifecycle"
+
+
+def spot_price(instance_type, zone):
+    base = SPOT["base"].get(instance_type, SPOT["default"])
+    return "%.6f" % (base * SPOT["zones"].get(zone[-1], 0.4))
+
+
+def describe_spot_price_history(self):
+    types = self._get_param("InstanceTypes", [])
+    offerings = self.ec2_backend.describe_spot_price_history(types, self._filters_from_querystring())
+    now = time.strftime("%Y-%m-%dT%H:%M:%S.000Z", time.gmtime())
+    return ActionResult({"SpotPriceHistory": [
+        {
+            "InstanceType": o["InstanceType"],
+            "ProductDescription": "Linux/UNIX (Amazon VPC)",
+            "SpotPrice": spot_price(o["InstanceType"], o["Location"]),
+            "AvailabilityZone": o["Location"],
+            "Timestamp": now,
+        }
+        for o in offerings
+    ]})
+
+
+SpotInstances.describe_spot_price_history = describe_spot_price_history
+
+from moto.server import main  # noqa: E402  (after the patches)
+
+main(["-H", host, "-p", port])
