@@ -19,6 +19,7 @@ type Instance struct {
 	LaunchTime  time.Time
 	Tags        map[string]string
 	SpotRequest string // spot instance request id, if any
+	StateReason string // why it is in its state (for example why it was terminated), if EC2 says
 }
 
 // Address is where to reach the instance over SSH: its public address, or its private one
