@@ -1,0 +1,171 @@
+package sshx_test
+
+import (
+	"context"
+	"os"
+	"strings"
+	"testing"
+	"time"
+
+	"ec2kit/internal/cli"
+	"ec2kit/internal/sshx"
+	"ec2kit/internal/sshx/sshtest"
+)
+
+func TestMain(m *testing.M) { sshtest.Main(m) }
+
+func run(t *testing.T, c *sshx.Conn, cmd string) string {
+	t.Helper()
+	s, err := c.NewSession()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	out, err := s.Output(cmd)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return string(out)
+}
+
+func TestDialRecordsAndChecksHostKeys(t *testing.T) {
+	f := sshtest.Start(t, 2)
+	cfg := f.Config()
+	ctx := context.Background()
+	c, err := sshx.DialConn(ctx, f.Hosts[0].Target, cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := run(t, c, "echo hi"); got != "hi\n" {
+		t.Fatalf("got %q", got)
+	}
+	c.Close()
+	b, _ := os.ReadFile(f.KnownHosts)
+	if !strings.HasPrefix(string(b), f.Hosts[0].Target.ID+" ssh-ed25519 ") {
+		t.Fatalf("known_hosts: %q", b)
+	}
+
+	// A fresh run reads the recorded key; a rebuilt host with a new key is refused.
+	h := f.Hosts[0]
+	h.Stop()
+	h.NewHostKey(t)
+	h.Start(t)
+	_, err = sshx.Dial(ctx, h.Target, f.Config())
+	if k, ok := sshx.KindOf(err); !ok || k != sshx.HostKey || cli.CodeOf(err) != cli.ExitUnreachable {
+		t.Fatalf("want host key error, got %v", err)
+	}
+	// The other host is still fine.
+	if _, err := sshx.Dial(ctx, f.Hosts[1].Target, f.Config()); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func TestDialFailuresAreClassified(t *testing.T) {
+	f := sshtest.Start(t, 3)
+	ctx := context.Background()
+	cfg := f.Config()
+	cfg.ConnectTimeout = 500 * time.Millisecond
+
+	f.Hosts[0].Stop()
+	_, err := sshx.Dial(ctx, f.Hosts[0].Target, cfg)
+	if k, _ := sshx.KindOf(err); k != sshx.Unreachable {
+		t.Fatalf("down host: %v", err)
+	}
+
+	f.Hosts[1].Hang()
+	defer f.Hosts[1].Resume()
+	start := time.Now()
+	_, err = sshx.Dial(ctx, f.Hosts[1].Target, cfg)
+	if k, _ := sshx.KindOf(err); k != sshx.Timeout || time.Since(start) > 2*time.Second {
+		t.Fatalf("hung host: %v after %v", err, time.Since(start))
+	}
+
+	other := sshtest.Start(t, 1)
+	cfg2 := other.Config() // a key host 2 does not accept
+	cfg2.KnownHosts = f.KnownHosts
+	_, err = sshx.Dial(ctx, f.Hosts[2].Target, cfg2)
+	if k, _ := sshx.KindOf(err); k != sshx.Auth {
+		t.Fatalf("wrong key: %v", err)
+	}
+}
+
+func TestKeepaliveNoticesAHungHost(t *testing.T) {
+	f := sshtest.Start(t, 1)
+	cfg := f.Config()
+	cfg.Keepalive = 200 * time.Millisecond
+	c, err := sshx.DialConn(context.Background(), f.Hosts[0].Target, cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	s, err := c.NewSession()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := s.Start("sleep 30"); err != nil {
+		t.Fatal(err)
+	}
+	f.Hosts[0].Hang()
+	defer f.Hosts[0].Resume()
+	done := make(chan error, 1)
+	go func() { done <- s.Wait() }()
+	select {
+	case <-done:
+	case <-time.After(5 * time.Second):
+		t.Fatal("keepalive did not notice the hung host")
+	}
+	if k, _ := sshx.KindOf(c.Lost()); k != sshx.Lost {
+		t.Fatalf("Lost() = %v", c.Lost())
+	}
+}
+
+func TestWaitReady(t *testing.T) {
+	f := sshtest.Start(t, 3)
+	f.Hosts[2].Stop()
+	ready, err := sshx.WaitReady(context.Background(), f.Targets(), f.Config(), 2*time.Second)
+	if len(ready) != 2 || cli.CodeOf(err) != cli.ExitUnreachable || !strings.Contains(err.Error(), f.Hosts[2].Target.ID) {
+		t.Fatalf("ready %v err %v", ready, err)
+	}
+	go func() { time.Sleep(time.Second); f.Hosts[2].Start(t) }()
+	ready, err = sshx.WaitReady(context.Background(), f.Targets(), f.Config(), 10*time.Second)
+	if len(ready) != 3 || err != nil {
+		t.Fatalf("ready %v err %v", ready, err)
+	}
+}
+
+func TestProxyJump(t *testing.T) {
+	f := sshtest.Start(t, 2)
+	conf := f.Dir + "/ssh_config"
+	bastion := f.Hosts[0].Target
+	target := f.Hosts[1].Target
+	os.WriteFile(conf, []byte("Host bastion\n  HostName "+bastion.Addr+"\n  User "+bastion.User+
+		"\nHost "+target.ID+"\n  ProxyJump bastion\nHost nowhere\n  ProxyJump 127.0.0.1:1\n"), 0o600)
+	cfg := f.Config()
+	cfg.SSHConfig = conf
+	defer cfg.Close()
+	c, err := sshx.DialConn(context.Background(), target, cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	if got := run(t, c, "echo ok"); got != "ok\n" {
+		t.Fatalf("got %q", got)
+	}
+	b, _ := os.ReadFile(f.KnownHosts)
+	if !strings.Contains(string(b), "bastion ssh-ed25519") || !strings.Contains(string(b), target.ID+" ssh-ed25519") {
+		t.Fatalf("host keys not recorded: %s", b)
+	}
+	// A broken bastion fails the target even though the target itself is up.
+	other := f.Hosts[0].Target
+	other.Name = "nowhere"
+	if _, err := sshx.Dial(context.Background(), other, cfg); err == nil || !strings.Contains(err.Error(), "ProxyJump") {
+		t.Fatalf("got %v", err)
+	}
+}
+
+func TestUnreadableKey(t *testing.T) {
+	cfg := &sshx.Config{KeyFiles: []string{"/nonexistent/key"}, SSHConfig: "none", KnownHosts: t.TempDir() + "/kh"}
+	if err := cfg.LoadKeys(); cli.CodeOf(err) != cli.ExitLocal {
+		t.Fatalf("got %v", err)
+	}
+}
