@@ -42,13 +42,13 @@ type Config struct {
 	SSHConfig      string        // ssh_config file (default ~/.ssh/config; "none" ignores it)
 	NoRecord       bool          // verify known hosts but do not record unknown ones
 
-	once   sync.Once
+	once    sync.Once
 	onceErr error
-	auth   *keyring
-	hosts  *hostKeys
-	conf   *sshConfig
-	jumpMu sync.Mutex
-	jumps  map[string]*jumpHost
+	auth    *keyring
+	hosts   *hostKeys
+	conf    *sshConfig
+	jumpMu  sync.Mutex
+	jumps   map[string]*jumpHost
 }
 
 func (c *Config) connectTimeout() time.Duration {
