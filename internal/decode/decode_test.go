@@ -1,0 +1,197 @@
+package decode
+
+import (
+	"bytes"
+	"io"
+	"maps"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/klauspost/compress/gzip"
+	"github.com/klauspost/compress/zstd"
+	"github.com/parquet-go/parquet-go"
+
+	"ec2kit/internal/count"
+)
+
+const sample = "VendorID,a,b,passenger_count,x\r\n\r\n1,t,t,1,x\r\n1,t,t,2,x\r\n1,t,t,,x\r\n1,t,t,1"
+
+var sampleCounts = map[string]uint64{"1": 2, "2": 1, "": 1}
+
+func gz(t testing.TB, b []byte) []byte {
+	var buf bytes.Buffer
+	w := gzip.NewWriter(&buf)
+	w.Write(b)
+	w.Close()
+	return buf.Bytes()
+}
+
+func zst(t testing.TB, b []byte) []byte {
+	w, err := zstd.NewWriter(nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return w.EncodeAll(b, nil)
+}
+
+// countStream is what countpass does with a CSV stream.
+func countStream(data []byte) (map[string]uint64, error) {
+	f := Detect(data)
+	r, err := CSVReader(f, bytes.NewReader(data))
+	if err != nil {
+		return nil, err
+	}
+	defer r.Close()
+	res, err := count.Reader(r, 1, 0)
+	if err != nil {
+		return nil, err
+	}
+	return res.Map(), nil
+}
+
+func TestStreams(t *testing.T) {
+	two := append(gz(t, []byte(sample[:40])), gz(t, []byte(sample[40:]))...) // multi-member gzip
+	for name, data := range map[string][]byte{
+		"plain": []byte(sample), "gzip": gz(t, []byte(sample)), "zstd": zst(t, []byte(sample)),
+		"gzip members": two,
+	} {
+		got, err := countStream(data)
+		if err != nil || !maps.Equal(got, sampleCounts) {
+			t.Errorf("%s: got %v %v", name, got, err)
+		}
+	}
+}
+
+func TestDetect(t *testing.T) {
+	for in, want := range map[string]Format{
+		"": CSV, "a,b": CSV, "\x1f\x8b\x08": Gzip, "\x28\xb5\x2f\xfd": Zstd, "PAR1xx": Parquet,
+	} {
+		if got := Detect([]byte(in)); got != want {
+			t.Errorf("Detect(%q) = %s, want %s", in, got, want)
+		}
+	}
+}
+
+func TestBadStreams(t *testing.T) {
+	big := gz(t, bytes.Repeat([]byte(sample+"\n"), 5000))
+	for name, c := range map[string]struct {
+		data []byte
+		want string
+	}{
+		"truncated gzip":  {big[:len(big)/2], "gzip: truncated"},
+		"truncated zstd":  {zst(t, bytes.Repeat([]byte(sample+"\n"), 5000))[:300], "zstd"},
+		"corrupt gzip":    {append(gz(t, []byte(sample))[:12], bytes.Repeat([]byte{0xff}, 40)...), "gzip"},
+		"binary":          {[]byte("a,b,c,d\n\x00\x01\x02"), "NUL byte"},
+		"few header cols": {[]byte("just some text\nmore\n"), "fewer than 4"},
+		"no newline":      {bytes.Repeat([]byte("x,"), SniffSize), "no line end"},
+	} {
+		_, err := countStream(c.data)
+		if err == nil || !strings.Contains(err.Error(), c.want) {
+			t.Errorf("%s: got %v, want an error with %q", name, err, c.want)
+		}
+	}
+	for _, ok := range []string{"", "a,b,c,d", "a,b,c,d\n"} {
+		if _, err := countStream([]byte(ok)); err != nil {
+			t.Errorf("%q: %v", ok, err)
+		}
+	}
+}
+
+type tripDouble struct {
+	VendorID       int64    `parquet:"VendorID"`
+	PassengerCount *float64 `parquet:"passenger_count,optional"`
+	TripDistance   float64  `parquet:"trip_distance"`
+}
+
+type tripInt struct {
+	VendorID       int32  `parquet:"vendor_id"`
+	PassengerCount *int64 `parquet:"Passenger_Count,optional"`
+}
+
+func writeParquet[T any](t *testing.T, rows []T) string {
+	path := filepath.Join(t.TempDir(), "f.parquet")
+	f, err := os.Create(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// Small pages and row groups so the reader crosses page and group boundaries.
+	w := parquet.NewGenericWriter[T](f, parquet.PageBufferSize(256), parquet.MaxRowsPerRowGroup(1000))
+	if _, err := w.Write(rows); err != nil {
+		t.Fatal(err)
+	}
+	if err := w.Close(); err != nil {
+		t.Fatal(err)
+	}
+	f.Close()
+	return path
+}
+
+func parquetCounts(t *testing.T, path string) map[string]uint64 {
+	f, err := os.Open(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	st, _ := f.Stat()
+	head := make([]byte, HeadSize)
+	io.ReadFull(f, head)
+	if Detect(head) != Parquet {
+		t.Fatalf("not detected as parquet: %q", head)
+	}
+	c, err := ParquetCounts(f, st.Size())
+	if err != nil {
+		t.Fatal(err)
+	}
+	return c.Map()
+}
+
+func TestParquet(t *testing.T) {
+	var dbl []tripDouble
+	var ints []tripInt
+	want := map[string]uint64{}
+	for i := range 5000 {
+		d := float64(i % 7)
+		p := &d
+		key := string(rune('0' + i%7))
+		if i%13 == 0 {
+			p, key = nil, ""
+		} else if i%101 == 0 {
+			d, key = 2.5, "2.5"
+		}
+		dbl = append(dbl, tripDouble{VendorID: 1, PassengerCount: p, TripDistance: 1.5})
+		var ip *int64
+		if p != nil && *p == float64(int64(*p)) {
+			n := int64(*p)
+			ip = &n
+		}
+		if ip != nil || p == nil {
+			ints = append(ints, tripInt{VendorID: 2, PassengerCount: ip})
+		}
+		want[key]++
+	}
+	if got := parquetCounts(t, writeParquet(t, dbl)); !maps.Equal(got, want) {
+		t.Fatalf("double column: got %v want %v", got, want)
+	}
+	delete(want, "2.5")
+	if got := parquetCounts(t, writeParquet(t, ints)); !maps.Equal(got, want) {
+		t.Fatalf("int column: got %v want %v", got, want)
+	}
+}
+
+func TestParquetErrors(t *testing.T) {
+	type other struct {
+		A int64 `parquet:"a"`
+	}
+	path := writeParquet(t, []other{{1}})
+	f, _ := os.Open(path)
+	defer f.Close()
+	st, _ := f.Stat()
+	if _, err := ParquetCounts(f, st.Size()); err == nil || !strings.Contains(err.Error(), "no passenger_count") {
+		t.Fatalf("got %v", err)
+	}
+	if _, err := ParquetCounts(bytes.NewReader([]byte("PAR1garbage")), 11); err == nil {
+		t.Fatal("garbage parquet accepted")
+	}
+}
