@@ -6,20 +6,20 @@ import "time"
 
 // Instance is what every command needs to know about one EC2 instance.
 type Instance struct {
-	ID          string
-	Name        string // the Name tag
-	Type        string
-	State       string // pending, running, stopping, stopped, shutting-down, terminated
-	Lifecycle   string // "spot" or "on-demand"
-	Zone        string
-	PrivateIP   string
-	PublicIP    string
-	KeyName     string // EC2 key pair; its private key is paths.KeyFile(KeyName) when ec2-new made it
-	User        string // login user, from the ec2kit:user tag (ec2-user when absent)
-	LaunchTime  time.Time
-	Tags        map[string]string
-	SpotRequest string // spot instance request id, if any
-	StateReason string // why it is in its state (for example why it was terminated), if EC2 says
+	ID          string            `json:"id"`
+	Name        string            `json:"name"` // the Name tag
+	Type        string            `json:"type"`
+	State       string            `json:"state"`     // pending, running, stopping, stopped, shutting-down, terminated
+	Lifecycle   string            `json:"lifecycle"` // "spot" or "on-demand"
+	Zone        string            `json:"zone"`
+	PrivateIP   string            `json:"private_ip,omitempty"`
+	PublicIP    string            `json:"public_ip,omitempty"`
+	KeyName     string            `json:"key_name,omitempty"` // EC2 key pair; its private key is paths.KeyFile(KeyName) when ec2-new made it
+	User        string            `json:"user"`               // login user, from the ec2kit:user tag (ec2-user when absent)
+	LaunchTime  time.Time         `json:"launch_time"`
+	Tags        map[string]string `json:"tags"`
+	SpotRequest string            `json:"spot_request,omitempty"` // spot instance request id, if any
+	StateReason string            `json:"state_reason,omitempty"` // why it is in its state (for example why it was terminated), if EC2 says
 }
 
 // Address is where to reach the instance over SSH: its public address, or its private one

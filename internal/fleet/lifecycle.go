@@ -50,7 +50,7 @@ func chunks(s []string, n int) [][]string {
 // It filters on instance-id rather than naming the ids, so that instances just launched and
 // not yet visible everywhere are waited for instead of failing with NotFound.
 func (c *Client) WaitRunning(ctx context.Context, ids []string) ([]Instance, error) {
-	return c.poll(ctx, ids, func(in Instance) (bool, error) {
+	return c.poll(ctx, ids, "running", func(in Instance) (bool, error) {
 		switch in.State {
 		case "running":
 			return in.Address(false) != "", nil
@@ -67,14 +67,14 @@ func (c *Client) WaitRunning(ctx context.Context, ids []string) ([]Instance, err
 
 // WaitTerminated polls until every instance in ids is terminated.
 func (c *Client) WaitTerminated(ctx context.Context, ids []string) error {
-	_, err := c.poll(ctx, ids, func(in Instance) (bool, error) { return in.State == "terminated", nil })
+	_, err := c.poll(ctx, ids, "terminated", func(in Instance) (bool, error) { return in.State == "terminated", nil })
 	return err
 }
 
 // PollInterval is the first delay between polls; it doubles up to 8 times that.
 var PollInterval = 2 * time.Second
 
-func (c *Client) poll(ctx context.Context, ids []string, done func(Instance) (bool, error)) ([]Instance, error) {
+func (c *Client) poll(ctx context.Context, ids []string, goal string, done func(Instance) (bool, error)) ([]Instance, error) {
 	delay := PollInterval
 	for {
 		var insts []Instance
@@ -107,15 +107,15 @@ func (c *Client) poll(ctx context.Context, ids []string, done func(Instance) (bo
 		}
 		select {
 		case <-ctx.Done():
-			return nil, waitErr(ctx, pending)
+			return nil, waitErr(ctx, goal, pending)
 		case <-time.After(delay):
 		}
 		delay = min(2*delay, 8*PollInterval)
 	}
 }
 
-func waitErr(ctx context.Context, pending []string) error {
-	what := fmt.Sprintf("%d instance(s) not ready: %s", len(pending), strings.Join(pending, " "))
+func waitErr(ctx context.Context, goal string, pending []string) error {
+	what := fmt.Sprintf("%d instance(s) not %s: %s", len(pending), goal, strings.Join(pending, " "))
 	if ctx.Err() == context.DeadlineExceeded {
 		return cli.Errorf(cli.ExitUnreachable, "timed out: %s", what)
 	}
