@@ -27,6 +27,8 @@ type Scheduler struct {
 	running map[string]string // key -> node working on it
 	owner   map[string]string // key -> node holding its result
 	failed  map[string]string // key -> why it failed (a data error: not retried)
+	pin     map[string]string // key -> the only node that can do it (its input is local there)
+	lost    map[string]bool   // pinned keys whose node died: nobody can do them now
 	nodes   map[string]*node
 }
 
@@ -44,6 +46,8 @@ func New(keys []Key) *Scheduler {
 		running: map[string]string{},
 		owner:   map[string]string{},
 		failed:  map[string]string{},
+		pin:     map[string]string{},
+		lost:    map[string]bool{},
 		nodes:   map[string]*node{},
 	}
 	for _, k := range keys {
@@ -104,6 +108,15 @@ func (s *Scheduler) removePending(key string) bool {
 	return false
 }
 
+// Pin restricts key to nodeName, for work whose input only that node holds (files it
+// downloaded). If that node dies, the key is lost rather than redone elsewhere.
+func (s *Scheduler) Pin(key, nodeName string) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.pin[key] = nodeName
+	s.notify()
+}
+
 // Next blocks until node has room and a key is pending, and hands it the largest one. It
 // returns false when there is nothing more for this node to do: the node is dead, ctx is
 // done, or no key is pending and none runs elsewhere (so no death can bring one back while
@@ -116,16 +129,17 @@ func (s *Scheduler) Next(ctx context.Context, nodeName string) (Key, bool) {
 			s.mu.Unlock()
 			return Key{}, false
 		}
-		if len(s.pending) > 0 && n.outstanding < n.window {
-			k := s.pending[0]
-			s.pending = s.pending[1:]
+		i := s.nextFor(nodeName)
+		if i >= 0 && n.outstanding < n.window {
+			k := s.pending[i]
+			s.pending = append(s.pending[:i], s.pending[i+1:]...)
 			s.running[k.Name] = nodeName
 			n.outstanding++
 			s.notify()
 			s.mu.Unlock()
 			return k, true
 		}
-		if len(s.pending) == 0 && !s.runningElsewhere(nodeName) {
+		if i < 0 && !s.runningElsewhere(nodeName) {
 			s.mu.Unlock()
 			return Key{}, false
 		}
@@ -136,6 +150,16 @@ func (s *Scheduler) Next(ctx context.Context, nodeName string) (Key, bool) {
 		case <-ctx.Done():
 		}
 	}
+}
+
+// nextFor returns the index of the largest pending key nodeName may take, or -1.
+func (s *Scheduler) nextFor(nodeName string) int {
+	for i, k := range s.pending {
+		if on, pinned := s.pin[k.Name]; !pinned || on == nodeName {
+			return i
+		}
+	}
+	return -1
 }
 
 func (s *Scheduler) runningElsewhere(nodeName string) bool {
@@ -173,8 +197,8 @@ func (s *Scheduler) finish(nodeName, key string, record func()) bool {
 }
 
 // Dead marks node dead and puts back every key whose result lived only there — the ones it
-// was running and the ones it had finished — for the survivors to redo. It returns those
-// keys (nil when the node was already dead).
+// was running and the ones it had finished — for the survivors to redo (pinned keys are lost
+// instead). It returns those keys (nil when the node was already dead).
 func (s *Scheduler) Dead(nodeName string) []Key {
 	s.mu.Lock()
 	defer s.mu.Unlock()
@@ -197,7 +221,23 @@ func (s *Scheduler) Dead(nodeName string) []Key {
 			back = append(back, s.keys[k])
 		}
 	}
-	s.pending = append(s.pending, back...)
+	// Pending keys pinned here are lost too: nobody else holds their input.
+	var keep []Key
+	for _, k := range s.pending {
+		if s.pin[k.Name] == nodeName {
+			back = append(back, k)
+		} else {
+			keep = append(keep, k)
+		}
+	}
+	s.pending = keep
+	for _, k := range back {
+		if s.pin[k.Name] == nodeName {
+			s.lost[k.Name] = true
+		} else {
+			s.pending = append(s.pending, k)
+		}
+	}
 	sortKeys(s.pending)
 	sortKeys(back)
 	s.notify()
@@ -217,7 +257,8 @@ func (s *Scheduler) Alive() int {
 	return a
 }
 
-// Complete reports whether every key is finished (done on a live node, or failed).
+// Complete reports whether nothing is left to hand out or wait for: every key is done on a
+// live node, failed, or lost.
 func (s *Scheduler) Complete() bool {
 	s.mu.Lock()
 	defer s.mu.Unlock()
@@ -228,7 +269,7 @@ func (s *Scheduler) Complete() bool {
 type Outcome struct {
 	Done       map[string]string // key -> node holding its result
 	Failed     map[string]string // key -> why
-	Unfinished []Key             // pending or running, largest first
+	Unfinished []Key             // pending, running or lost, largest first
 	Dead       []string          // nodes that died, sorted
 	TotalBytes int64
 	DoneBytes  int64
@@ -258,6 +299,9 @@ func (s *Scheduler) Outcome() Outcome {
 	}
 	o.Unfinished = append(o.Unfinished, s.pending...)
 	for k := range s.running {
+		o.Unfinished = append(o.Unfinished, s.keys[k])
+	}
+	for k := range s.lost {
 		o.Unfinished = append(o.Unfinished, s.keys[k])
 	}
 	sortKeys(o.Unfinished)

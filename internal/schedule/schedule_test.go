@@ -239,3 +239,28 @@ func TestSimulatedJobs(t *testing.T) {
 		}
 	}
 }
+
+func TestPinnedKeysStayAndAreLostWithTheirNode(t *testing.T) {
+	s := New(keys(9, 8, 7))
+	s.AddNode("a", 3)
+	s.AddNode("b", 3)
+	s.Pin("k00", "a") // the largest, but only a holds its input
+	s.Pin("k01", "a")
+	ctx := context.Background()
+	k, _ := s.Next(ctx, "b")
+	if k.Name != "k02" {
+		t.Fatalf("b took %v, want the unpinned k02", k)
+	}
+	k, _ = s.Next(ctx, "a")
+	s.Done("a", k.Name)
+	if back := s.Dead("a"); len(back) != 2 {
+		t.Fatalf("gave back %v", back)
+	}
+	s.Done("b", "k02")
+	if _, ok := s.Next(ctx, "b"); ok || !s.Complete() {
+		t.Fatal("pinned keys of a dead node must not be handed out")
+	}
+	if o := s.Outcome(); len(o.Unfinished) != 2 || len(o.Done) != 1 {
+		t.Fatalf("outcome %+v", o)
+	}
+}
