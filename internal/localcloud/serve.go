@@ -1,0 +1,378 @@
+package localcloud
+
+import (
+	"context"
+	_ "embed"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log"
+	"net"
+	"net/http"
+	"os"
+	"os/exec"
+	"os/signal"
+	"path/filepath"
+	"strings"
+	"syscall"
+	"time"
+
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/config"
+	"github.com/aws/aws-sdk-go-v2/credentials"
+	"github.com/aws/aws-sdk-go-v2/service/ec2"
+	"github.com/aws/aws-sdk-go-v2/service/ec2/types"
+	"github.com/aws/aws-sdk-go-v2/service/ssm"
+
+	"ec2kit/internal/localcloud/pricingsrv"
+	"ec2kit/internal/localcloud/sandbox"
+	"ec2kit/internal/localcloud/watcher"
+)
+
+//go:embed moto_launcher.py
+var motoLauncher []byte
+
+//go:embed amis.json
+var amis []byte
+
+// al2023SSM is the public parameter scripts resolve the default AMI with; moto answers it
+// from its own data, so the AMI list must hold the image it names.
+const al2023SSM = "/aws/service/ami-amazon-linux-latest/al2023-ami-kernel-default-x86_64"
+
+type service struct{ Name, Where string }
+
+type status struct {
+	Pid      int
+	Services []service
+	Hosts    []watcher.HostStatus
+}
+
+// serve is the supervisor, running inside the namespace. It tells `up` on fd 3 whether the
+// cloud came up ("ok" or "error: why"), then runs until SIGTERM and takes everything down.
+func serve(ctx context.Context, c Cloud) error {
+	ready := os.NewFile(3, "ready")
+	log.SetPrefix("serve: ")
+	ctx, stop := signal.NotifyContext(ctx, syscall.SIGTERM, syscall.SIGINT)
+	defer stop()
+	s := &supervisor{c: c}
+	defer s.stopAll()
+	w, err := s.start(ctx)
+	if err != nil {
+		log.Printf("failed: %v", err)
+		fmt.Fprintf(ready, "error: %v\n", err)
+		return err
+	}
+	fmt.Fprintln(ready, "ok")
+	ready.Close()
+	log.Print("the local cloud is up")
+	w.Run(ctx) // until SIGTERM; kills every host on the way out
+	log.Print("shutting down")
+	return nil
+}
+
+type supervisor struct {
+	c     Cloud
+	procs []*proc
+}
+
+// proc is a service process; exited closes when it ends.
+type proc struct {
+	cmd    *exec.Cmd
+	exited chan struct{}
+}
+
+func (s *supervisor) start(ctx context.Context) (*watcher.Watcher, error) {
+	c := s.c
+	if err := os.WriteFile(c.path("serve.pid"), fmt.Appendf(nil, "%d\n", os.Getpid()), 0o644); err != nil {
+		return nil, err
+	}
+	if err := checkLoopbackOnly(); err != nil {
+		return nil, err
+	}
+	for _, p := range []string{motoPort, s3Port, pricingPort} {
+		l, err := net.Listen("tcp", host+":"+p)
+		if err != nil {
+			return nil, fmt.Errorf("port %s:%s is taken inside namespace %s: %v", host, p, c.Name, err)
+		}
+		l.Close()
+	}
+	if err := s.startMoto(ctx); err != nil {
+		return nil, err
+	}
+	if err := s.startVersitygw(ctx); err != nil {
+		return nil, err
+	}
+	pl, err := net.Listen("tcp", host+":"+pricingPort)
+	if err != nil {
+		return nil, fmt.Errorf("pricing server: %v", err)
+	}
+	go http.Serve(pl, pricingsrv.Handler())
+
+	cfg, err := config.LoadDefaultConfig(ctx, config.WithRegion(region),
+		config.WithCredentialsProvider(credentials.NewStaticCredentialsProvider(accessKey, secretKey, "")),
+		config.WithBaseEndpoint("http://"+host+":"+motoPort))
+	if err != nil {
+		return nil, err
+	}
+	ec2c := ec2.NewFromConfig(cfg)
+	vpc, subnet, err := checkNetwork(ctx, ec2c)
+	if err != nil {
+		return nil, err
+	}
+	if err := checkAMIs(ctx, ec2c, ssm.NewFromConfig(cfg)); err != nil {
+		return nil, err
+	}
+	env := append(awsEnv(), "EC2KIT_LOCALCLOUD="+c.RunDir(), "EC2KIT_SUBNET="+subnet, "EC2KIT_VPC="+vpc)
+	w := &watcher.Watcher{
+		Cloud: &watcher.EC2{Client: ec2c, Env: awsEnv(), Hide: []string{c.DiskDir()}},
+		Boot: func(spec sandbox.Spec) (watcher.Host, error) {
+			return sandbox.Start("/proc/self/exe", instanceDir(c, spec.ID), spec)
+		},
+		Discard:  func(id string) error { return os.RemoveAll(instanceDir(c, id)) },
+		Interval: 300 * time.Millisecond,
+		Log:      log.Default(),
+	}
+	if err := s.control(w); err != nil {
+		return nil, err
+	}
+	if err := os.WriteFile(c.path("env"), []byte(strings.Join(env, "\n")+"\n"), 0o644); err != nil {
+		return nil, err
+	}
+	return w, nil
+}
+
+// checkLoopbackOnly refuses to run anywhere but a namespace whose only link is lo, so no
+// address an emulator makes up can lead a packet off the machine.
+func checkLoopbackOnly() error {
+	ifs, err := net.Interfaces()
+	if err != nil {
+		return err
+	}
+	for _, i := range ifs {
+		if i.Flags&net.FlagLoopback == 0 {
+			return fmt.Errorf("the network namespace has a non-loopback link %q; refusing to run", i.Name)
+		}
+	}
+	return nil
+}
+
+func (s *supervisor) spawn(name string, env []string, args ...string) (*proc, error) {
+	logf, err := os.OpenFile(s.c.path(name+".log"), os.O_CREATE|os.O_WRONLY|os.O_TRUNC, 0o644)
+	if err != nil {
+		return nil, err
+	}
+	defer logf.Close()
+	cmd := exec.Command(args[0], args[1:]...)
+	cmd.Env = append(os.Environ(), env...)
+	cmd.Stdout, cmd.Stderr = logf, logf
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true, Pdeathsig: syscall.SIGKILL}
+	if err := cmd.Start(); err != nil {
+		return nil, fmt.Errorf("%s: %w", name, err)
+	}
+	p := &proc{cmd: cmd, exited: make(chan struct{})}
+	s.procs = append(s.procs, p)
+	go func() { cmd.Wait(); close(p.exited) }()
+	return p, nil
+}
+
+// await polls ready until it succeeds, the process ends or the time is up.
+func (s *supervisor) await(ctx context.Context, name string, p *proc, ready func() bool) error {
+	deadline := time.Now().Add(90 * time.Second)
+	for !ready() {
+		select {
+		case <-p.exited:
+			return fmt.Errorf("%s failed to start (%s); its log: %s", name, p.cmd.ProcessState, tail(s.c.path(name+".log")))
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-time.After(150 * time.Millisecond):
+		}
+		if time.Now().After(deadline) {
+			return fmt.Errorf("%s did not become ready in 90s; its log: %s", name, tail(s.c.path(name+".log")))
+		}
+	}
+	return nil
+}
+
+func tail(file string) string {
+	b, _ := os.ReadFile(file)
+	lines := strings.Split(strings.TrimSpace(string(b)), "\n")
+	if len(lines) > 5 {
+		lines = lines[len(lines)-5:]
+	}
+	return strings.Join(lines, " | ")
+}
+
+func cache() string {
+	if d := os.Getenv("EC2KIT_CACHE"); d != "" {
+		return d
+	}
+	home, _ := os.UserHomeDir()
+	return filepath.Join(home, ".cache", "ec2kit")
+}
+
+func tool(envVar, def string) (string, error) {
+	p := os.Getenv(envVar)
+	if p == "" {
+		p = def
+	}
+	if _, err := exec.LookPath(p); err != nil {
+		return "", fmt.Errorf("%s not found (%v): run scripts/setup, or set %s", p, err, envVar)
+	}
+	return p, nil
+}
+
+func (s *supervisor) startMoto(ctx context.Context) error {
+	py, err := tool("EC2KIT_MOTO_PYTHON", filepath.Join(cache(), "moto-venv", "bin", "python"))
+	if err != nil {
+		return err
+	}
+	files := map[string][]byte{"moto_launcher.py": motoLauncher, "amis.json": amis}
+	spot, _ := json.Marshal(map[string]any{
+		"base": pricingsrv.OnDemand, "default": 0.1,
+		// Spot prices per zone, as a fraction of on-demand: they differ, so that choosing
+		// the cheapest zone matters.
+		"zones": map[string]float64{"a": 0.31, "b": 0.27, "c": 0.35, "d": 0.29, "e": 0.38, "f": 0.33},
+	})
+	files["spot-prices.json"] = spot
+	for name, b := range files {
+		if err := os.WriteFile(s.c.path(name), b, 0o644); err != nil {
+			return err
+		}
+	}
+	cmd, err := s.spawn("moto", []string{
+		"MOTO_AMIS_PATH=" + s.c.path("amis.json"),
+		"MOTO_ENABLE_AMI_VALIDATION=true",
+		"MOTO_ENABLE_KEYPAIR_VALIDATION=true",
+	}, py, s.c.path("moto_launcher.py"), host, motoPort, s.c.path("spot-prices.json"))
+	if err != nil {
+		return err
+	}
+	return s.await(ctx, "moto", cmd, func() bool {
+		resp, err := http.Get("http://" + host + ":" + motoPort + "/moto-api/data.json")
+		if err == nil {
+			resp.Body.Close()
+		}
+		return err == nil && resp.StatusCode == http.StatusOK
+	})
+}
+
+func (s *supervisor) startVersitygw(ctx context.Context) error {
+	gw, err := tool("EC2KIT_VERSITYGW", filepath.Join(cache(), "bin", "versitygw"))
+	if err != nil {
+		return err
+	}
+	data, meta := filepath.Join(s.c.DiskDir(), "s3data"), filepath.Join(s.c.DiskDir(), "s3meta")
+	for _, d := range []string{data, meta} {
+		if err := os.MkdirAll(d, 0o755); err != nil {
+			return err
+		}
+	}
+	cmd, err := s.spawn("versitygw", []string{"ROOT_ACCESS_KEY=" + accessKey, "ROOT_SECRET_KEY=" + secretKey},
+		gw, "--port", host+":"+s3Port, "posix", "--sidecar", meta, data)
+	if err != nil {
+		return err
+	}
+	return s.await(ctx, "versitygw", cmd, func() bool {
+		conn, err := net.DialTimeout("tcp", host+":"+s3Port, time.Second)
+		if err == nil {
+			conn.Close()
+		}
+		return err == nil
+	})
+}
+
+func (s *supervisor) stopAll() {
+	for _, p := range s.procs {
+		syscall.Kill(-p.cmd.Process.Pid, syscall.SIGTERM)
+	}
+	for _, p := range s.procs {
+		select {
+		case <-p.exited:
+		case <-time.After(5 * time.Second):
+			syscall.Kill(-p.cmd.Process.Pid, syscall.SIGKILL)
+			<-p.exited
+		}
+	}
+}
+
+// checkNetwork confirms the launcher's default VPC (127.1.0.0/16, no public addresses) and
+// returns its id and the subnet of the first zone.
+func checkNetwork(ctx context.Context, c *ec2.Client) (vpc, subnet string, err error) {
+	vs, err := c.DescribeVpcs(ctx, &ec2.DescribeVpcsInput{})
+	if err != nil {
+		return "", "", fmt.Errorf("moto: %w", err)
+	}
+	for _, v := range vs.Vpcs {
+		if aws.ToString(v.CidrBlock) != "127.1.0.0/16" || !aws.ToBool(v.IsDefault) {
+			return "", "", fmt.Errorf("moto has VPC %s (%s): only the loopback default VPC may exist", aws.ToString(v.VpcId), aws.ToString(v.CidrBlock))
+		}
+		vpc = aws.ToString(v.VpcId)
+	}
+	ss, err := c.DescribeSubnets(ctx, &ec2.DescribeSubnetsInput{Filters: []types.Filter{{Name: aws.String("vpc-id"), Values: []string{vpc}}}})
+	if err != nil {
+		return "", "", fmt.Errorf("moto: %w", err)
+	}
+	for _, sn := range ss.Subnets {
+		if aws.ToBool(sn.MapPublicIpOnLaunch) {
+			return "", "", fmt.Errorf("subnet %s maps public addresses", aws.ToString(sn.SubnetId))
+		}
+		if aws.ToString(sn.AvailabilityZone) == region+"a" {
+			subnet = aws.ToString(sn.SubnetId)
+		}
+	}
+	if vpc == "" || subnet == "" {
+		return "", "", errors.New("moto has no default VPC with a subnet in " + region + "a")
+	}
+	return vpc, subnet, nil
+}
+
+// checkAMIs confirms that the SSM parameter for the latest Amazon Linux names an AMI moto has.
+func checkAMIs(ctx context.Context, c *ec2.Client, s *ssm.Client) error {
+	p, err := s.GetParameter(ctx, &ssm.GetParameterInput{Name: aws.String(al2023SSM)})
+	if err != nil {
+		return fmt.Errorf("moto SSM %s: %w", al2023SSM, err)
+	}
+	id := aws.ToString(p.Parameter.Value)
+	im, err := c.DescribeImages(ctx, &ec2.DescribeImagesInput{ImageIds: []string{id}})
+	if err != nil || len(im.Images) == 0 {
+		return fmt.Errorf("%s names %s, which is not in the AMI list (%v)", al2023SSM, id, err)
+	}
+	return nil
+}
+
+// control serves status and faults on the unix socket the commands call.
+func (s *supervisor) control(w *watcher.Watcher) error {
+	sock := s.c.path("control.sock")
+	os.Remove(sock)
+	l, err := net.Listen("unix", sock)
+	if err != nil {
+		return err
+	}
+	mux := http.NewServeMux()
+	mux.HandleFunc("GET /status", func(rw http.ResponseWriter, r *http.Request) {
+		json.NewEncoder(rw).Encode(status{Pid: os.Getpid(), Services: []service{
+			{"ec2", "moto at http://" + host + ":" + motoPort + " (also IAM, SSM, STS)"},
+			{"s3", "versitygw at http://" + host + ":" + s3Port + " (data in " + filepath.Join(s.c.DiskDir(), "s3data") + ")"},
+			{"pricing", "http://" + host + ":" + pricingPort},
+			{"watcher", "polls EC2 every 300ms"},
+		}, Hosts: w.Status()})
+	})
+	mux.HandleFunc("POST /fault", func(rw http.ResponseWriter, r *http.Request) {
+		id, mode := r.URL.Query().Get("id"), r.URL.Query().Get("mode")
+		f := watcher.Fault(mode)
+		if mode == "up" {
+			f = watcher.FaultNone
+		}
+		err := w.SetFault(id, f)
+		switch {
+		case errors.Is(err, watcher.ErrNoHost):
+			http.Error(rw, id+": "+err.Error(), http.StatusNotFound)
+		case err != nil:
+			http.Error(rw, err.Error(), http.StatusConflict)
+		default:
+			log.Printf("%s: fault %s", id, mode)
+		}
+	})
+	go http.Serve(l, mux)
+	return nil
+}
