@@ -1,0 +1,128 @@
+package s3stream
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"math/rand/v2"
+	"testing"
+	"time"
+
+	"github.com/aws/aws-sdk-go-v2/service/s3"
+
+	"ec2kit/internal/awsconf"
+	"ec2kit/internal/cloudtest"
+)
+
+// NewTestBucket creates a bucket with a unique name on the local cloud's S3, holding objs,
+// and removes it when the test ends.
+func newTestBucket(t *testing.T, objs map[string][]byte) *Client {
+	t.Helper()
+	cloudtest.Require(t)
+	ctx := context.Background()
+	cfg, err := awsconf.Load(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	c := &Client{S3: awsconf.S3(cfg), Bucket: fmt.Sprintf("s3stream-%d-%d", time.Now().UnixNano(), rand.IntN(1000))}
+	if _, err := c.S3.CreateBucket(ctx, &s3.CreateBucketInput{Bucket: &c.Bucket}); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		for k := range objs {
+			c.S3.DeleteObject(ctx, &s3.DeleteObjectInput{Bucket: &c.Bucket, Key: &k})
+		}
+		c.S3.DeleteBucket(ctx, &s3.DeleteBucketInput{Bucket: &c.Bucket})
+	})
+	for k, b := range objs {
+		if _, err := c.S3.PutObject(ctx, &s3.PutObjectInput{Bucket: &c.Bucket, Key: &k, Body: bytes.NewReader(b)}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	return c
+}
+
+func randomBytes(n int) []byte {
+	b := make([]byte, n)
+	r := rand.NewChaCha8([32]byte{1})
+	r.Read(b)
+	return b
+}
+
+func TestStream(t *testing.T) {
+	big := randomBytes(100_003)
+	c := newTestBucket(t, map[string][]byte{
+		"trip data/yellow a.csv": big, "trip data/green.csv": []byte("g"), "trip data/yellow-empty": nil, "other/yellow": []byte("o"),
+	})
+	ctx := context.Background()
+	objs, err := c.List(ctx, "trip data/", "yellow")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if fmt.Sprint(objs) != "[{trip data/yellow a.csv 100003} {trip data/yellow-empty 0}]" {
+		t.Fatalf("list: %v", objs)
+	}
+	for _, part := range []int64{1000, 99_999, 100_003, 1 << 20} {
+		for _, streams := range []int{1, 3} {
+			c.PartSize, c.Streams = part, streams
+			obj, err := c.Stat(ctx, "trip data/yellow a.csv")
+			if err != nil {
+				t.Fatal(err)
+			}
+			r := c.Open(ctx, obj)
+			got, err := io.ReadAll(r)
+			r.Close()
+			if err != nil || !bytes.Equal(got, big) {
+				t.Fatalf("part %d streams %d: %d bytes, %v", part, streams, len(got), err)
+			}
+		}
+	}
+	empty, err := c.Stat(ctx, "trip data/yellow-empty")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got, err := io.ReadAll(c.Open(ctx, empty)); len(got) != 0 || err != nil {
+		t.Fatalf("empty: %q %v", got, err)
+	}
+	// Closing part-way must not hang nor leak the transfers in flight.
+	c.PartSize, c.Streams = 1000, 4
+	r := c.Open(ctx, Object{Key: "trip data/yellow a.csv", Size: int64(len(big))})
+	io.ReadFull(r, make([]byte, 1500))
+	r.Close()
+
+	ra := c.ReaderAt(ctx, Object{Key: "trip data/yellow a.csv", Size: int64(len(big))})
+	p := make([]byte, 10)
+	if n, err := ra.ReadAt(p, int64(len(big))-4); n != 4 || err != io.EOF || !bytes.Equal(p[:4], big[len(big)-4:]) {
+		t.Fatalf("ReadAt at the end: %d %v", n, err)
+	}
+}
+
+func TestMissing(t *testing.T) {
+	c := newTestBucket(t, nil)
+	ctx := context.Background()
+	if _, err := c.Stat(ctx, "nope"); !errors.Is(err, ErrNoSuchKey) {
+		t.Fatalf("Stat: %v", err)
+	}
+	// A key that vanishes between Stat and GET.
+	_, err := io.ReadAll(c.Open(ctx, Object{Key: "gone", Size: 10}))
+	if !errors.Is(err, ErrNoSuchKey) {
+		t.Fatalf("Open: %v", err)
+	}
+}
+
+func TestParseURL(t *testing.T) {
+	for in, want := range map[string]string{
+		"s3://b": "b|", "s3://b/": "b|", "s3://nyc-tlc/trip data/": "nyc-tlc|trip data/", "b/x": "error", "s3:///x": "error",
+	} {
+		b, p, err := ParseURL(in)
+		got := b + "|" + p
+		if err != nil {
+			got = "error"
+		}
+		if got != want {
+			t.Errorf("ParseURL(%q) = %s, want %s", in, got, want)
+		}
+	}
+}
