@@ -243,4 +243,3 @@ func (r *partReader) Close() error {
 	r.wg.Wait()
 	return nil
 }
-
