@@ -245,15 +245,16 @@ const (
 	newlines = 0x0a0a0a0a0a0a0a0a // '\n' in every byte
 )
 
-// thirdComma returns the index of the third ',' in l, or -1 (the same SWAR scan as
+// thirdComma returns the index of the third ',' in l, or -1.
+func thirdComma(l []byte) int { return nthComma(l, 3) }
+
+// nthComma returns the index of the n-th ',' in l, or -1 (the same SWAR scan as
 // thirdCommaOrEnd, for a single line that has no newline).
-func thirdComma(l []byte) int {
-	need := 3
+func nthComma(l []byte, need int) int {
 	i := 0
 	for ; i+8 <= len(l); i += 8 {
-		v := binary.LittleEndian.Uint64(l[i:]) ^ commas // a comma byte becomes 0
-		m := ^((v&lo7 + lo7) | v | lo7)                 // high bit set exactly in the 0 bytes
-		if n := bits.OnesCount64(m); n < need {         // most words hold 0 or 1 comma
+		m := zeroBytes(binary.LittleEndian.Uint64(l[i:]) ^ commas)
+		if n := bits.OnesCount64(m); n < need {
 			need -= n
 			continue
 		}
@@ -270,6 +271,28 @@ func thirdComma(l []byte) int {
 		}
 	}
 	return -1
+}
+
+// AppendFields appends to dst the first n fields of every line of blk, each line ending in
+// "\n" (a trailing "\r" dropped), like `cut -d, -f1-n`: a line with fewer fields is kept
+// whole. A last line without a newline gets one.
+func AppendFields(dst, blk []byte, n int) []byte {
+	for len(blk) > 0 {
+		i := bytes.IndexByte(blk, '\n')
+		if i < 0 {
+			i = len(blk)
+		}
+		l := blk[:i]
+		blk = blk[min(i+1, len(blk)):]
+		if len(l) > 0 && l[len(l)-1] == '\r' {
+			l = l[:len(l)-1]
+		}
+		if k := nthComma(l, n); k >= 0 {
+			l = l[:k]
+		}
+		dst = append(append(dst, l...), '\n')
+	}
+	return dst
 }
 
 // BlockSize is the default read size: large enough that the per-read cost (a syscall, a

@@ -189,3 +189,20 @@ func BenchmarkReader(b *testing.B) {
 		})
 	}
 }
+
+func TestAppendFields(t *testing.T) {
+	in := "a,b,c,d,e,f,g\r\nshort,x\n\n1,2,3,4,5\n1,2,3,4,5,\nlong1234,long1234,long1234,7,8,9\nlast,1,2,3,4,5"
+	want := "a,b,c,d,e\nshort,x\n\n1,2,3,4,5\n1,2,3,4,5\nlong1234,long1234,long1234,7,8\nlast,1,2,3,4\n"
+	if got := string(AppendFields(nil, []byte(in), 5)); got != want {
+		t.Fatalf("got %q\nwant %q", got, want)
+	}
+	// Selecting 5 fields keeps the counts: the 4th field survives.
+	var buf bytes.Buffer
+	taxigen.Write(&buf, taxigen.Era2010, 100_000, 3)
+	cut := AppendFields(nil, buf.Bytes(), 5)
+	a, _ := Reader(bytes.NewReader(buf.Bytes()), 1, 0)
+	b, _ := Reader(bytes.NewReader(cut), 1, 0)
+	if !maps.Equal(a.Map(), b.Map()) || a.Skipped != b.Skipped {
+		t.Fatalf("counts differ after cut: %v %v", a.Map(), b.Map())
+	}
+}

@@ -195,3 +195,41 @@ func TestParquetErrors(t *testing.T) {
 		t.Fatal("garbage parquet accepted")
 	}
 }
+
+type tripFull struct {
+	VendorID       int64    `parquet:"VendorID"`
+	Pickup         int64    `parquet:"tpep_pickup_datetime"`
+	Dropoff        int64    `parquet:"tpep_dropoff_datetime"`
+	PassengerCount *float64 `parquet:"passenger_count,optional"`
+	TripDistance   float64  `parquet:"trip_distance"`
+	Fare           float64  `parquet:"fare_amount"`
+}
+
+func TestParquetCSV(t *testing.T) {
+	var rows []tripFull
+	for i := range 3000 {
+		d := float64(i % 5)
+		p := &d
+		if i%11 == 0 {
+			p = nil
+		}
+		rows = append(rows, tripFull{1, int64(i), int64(i + 60), p, 1.25, 7})
+	}
+	path := writeParquet(t, rows)
+	f, _ := os.Open(path)
+	defer f.Close()
+	st, _ := f.Stat()
+	var buf bytes.Buffer
+	n, err := ParquetCSV(f, st.Size(), &buf, 5)
+	if err != nil || n != 3001 {
+		t.Fatalf("%d lines, %v", n, err)
+	}
+	lines := strings.SplitN(buf.String(), "\n", 3)
+	if lines[0] != "VendorID,tpep_pickup_datetime,tpep_dropoff_datetime,passenger_count,trip_distance" || lines[1] != "1,0,60,,1.25" {
+		t.Fatalf("got %q", lines[:2])
+	}
+	res, err := count.Reader(&buf, 1, 0)
+	if err != nil || !maps.Equal(res.Map(), parquetCounts(t, path)) {
+		t.Fatalf("counts of the CSV %v differ from the Parquet's %v (%v)", res.Map(), parquetCounts(t, path), err)
+	}
+}

@@ -21,12 +21,9 @@ const Column = "passenger_count"
 // A null is the key "", like an empty CSV field. Numbers are written as a CSV writer would
 // print them, so the keys of Parquet and CSV objects meet: an integral double 1.0 is "1".
 func ParquetCounts(ra io.ReaderAt, size int64) (*count.Counts, error) {
-	f, err := parquet.OpenFile(ra, size,
-		// The default 4 KiB reads would be 4 KiB GETs on S3; column chunks are megabytes.
-		parquet.ReadBufferSize(4<<20),
-		parquet.SkipPageIndex(true), parquet.SkipBloomFilters(true))
+	f, err := open(ra, size)
 	if err != nil {
-		return nil, fmt.Errorf("parquet: %w", err)
+		return nil, err
 	}
 	col := -1
 	for _, fl := range f.Schema().Fields() {
@@ -99,4 +96,70 @@ func AppendKey(b []byte, v parquet.Value) []byte {
 		return append(b, v.ByteArray()...)
 	}
 	return append(b, v.String()...)
+}
+
+func open(ra io.ReaderAt, size int64) (*parquet.File, error) {
+	f, err := parquet.OpenFile(ra, size,
+		// The default 4 KiB reads would be 4 KiB GETs on S3; column chunks are megabytes.
+		parquet.ReadBufferSize(4<<20),
+		parquet.SkipPageIndex(true), parquet.SkipBloomFilters(true))
+	if err != nil {
+		return nil, fmt.Errorf("parquet: %w", err)
+	}
+	return f, nil
+}
+
+// ParquetCSV writes the first n columns of the Parquet file in ra to w as CSV: a header of
+// column names, then one line per row, values written as AppendKey does (timestamps stay
+// the integers Parquet stores). It returns the lines written, header included.
+func ParquetCSV(ra io.ReaderAt, size int64, w io.Writer, n int) (int64, error) {
+	f, err := open(ra, size)
+	if err != nil {
+		return 0, err
+	}
+	var line []byte
+	for i, leaf := range f.Schema().Columns()[:min(n, len(f.Schema().Columns()))] {
+		if i > 0 {
+			line = append(line, ',')
+		}
+		line = append(line, strings.Join(leaf, ".")...)
+	}
+	if _, err := w.Write(append(line, '\n')); err != nil {
+		return 0, err
+	}
+	lines := int64(1)
+	rows := make([]parquet.Row, 1024)
+	for _, rg := range f.RowGroups() {
+		rr := rg.Rows()
+		for {
+			k, err := rr.ReadRows(rows)
+			line = line[:0]
+			for _, row := range rows[:k] {
+				for i, v := range row {
+					if v.Column() >= n {
+						break
+					}
+					if i > 0 {
+						line = append(line, ',')
+					}
+					line = AppendKey(line, v)
+				}
+				line = append(line, '\n')
+			}
+			lines += int64(k)
+			if _, werr := w.Write(line); werr != nil {
+				rr.Close()
+				return lines, werr
+			}
+			if errors.Is(err, io.EOF) {
+				break
+			}
+			if err != nil {
+				rr.Close()
+				return lines, fmt.Errorf("parquet: %w", err)
+			}
+		}
+		rr.Close()
+	}
+	return lines, nil
 }

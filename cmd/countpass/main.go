@@ -1,0 +1,46 @@
+// Command countpass counts taxi rides by passenger count: a filter over CSV/gzip/zstd/Parquet
+// files, or the per-node worker of orchestrate over S3 keys on stdin.
+package main
+
+import (
+	"context"
+	"os"
+
+	"ec2kit/internal/cli"
+	"ec2kit/internal/countpass"
+)
+
+type args struct {
+	cli.VersionFlag
+	Files        []string `arg:"positional" placeholder:"FILE" help:"files to count (filter mode; default stdin)"`
+	Keys         bool     `arg:"--keys" help:"S3 keys on stdin: stream, count, write RESULTS/<key>"`
+	Download     bool     `arg:"--download" help:"S3 keys on stdin: write their first 5 fields to DATA/<key>"`
+	CountFiles   bool     `arg:"--count-files" help:"keys on stdin: count DATA/<key>, write RESULTS/<key>"`
+	Src          string   `arg:"--src" placeholder:"s3://BUCKET[/PREFIX]" help:"where the keys live (--keys, --download)"`
+	Results      string   `arg:"--results" default:"/mnt/results" help:"directory of result files"`
+	Data         string   `arg:"--data" default:"/mnt/data" help:"directory of downloaded data"`
+	Jobs         int      `arg:"-j,--jobs" help:"keys processed at once [default: number of CPUs]"`
+	Streams      int      `arg:"--streams" default:"6" help:"ranged GETs in flight per object"`
+	PartMiB      int64    `arg:"--part-mib" default:"8" help:"size of each ranged GET, MiB"`
+	SkipExisting bool     `arg:"--skip-existing" help:"skip keys whose output file exists (reported ok ... cached)"`
+	Progress     bool     `arg:"--progress" help:"print progress lines (source bytes read) once a second per key"`
+}
+
+const examples = `  countpass < yellow_tripdata_2015-01.csv
+  countpass yellow_tripdata_2015-01.csv.gz yellow_tripdata_2024-01.parquet
+  printf 'trip data/yellow_tripdata_2015-01.csv\n' | countpass --keys --src 's3://nyc-tlc/trip data/'
+
+With --keys/--download/--count-files, stdout has one line per key for the orchestrator:
+  ok<TAB>KEY<TAB>BYTES<TAB>ROWS[<TAB>cached]   err<TAB>KEY<TAB>MESSAGE   progress<TAB>KEY<TAB>BYTES`
+
+func main() {
+	var a args
+	cli.Main(&a, "countpass: count rows by their 4th CSV field (passenger_count); keys on stdin, results per key",
+		examples, func(ctx context.Context) error {
+			return countpass.Run(ctx, countpass.Options{
+				Files: a.Files, Keys: a.Keys, Download: a.Download, CountFiles: a.CountFiles,
+				Src: a.Src, Results: a.Results, Data: a.Data, Jobs: a.Jobs, Streams: a.Streams,
+				PartSize: a.PartMiB << 20, SkipExisting: a.SkipExisting, Progress: a.Progress,
+			}, os.Stdin, os.Stdout)
+		})
+}

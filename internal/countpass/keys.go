@@ -1,0 +1,301 @@
+package countpass
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"ec2kit/internal/cli"
+	"ec2kit/internal/count"
+	"ec2kit/internal/decode"
+	"ec2kit/internal/s3stream"
+)
+
+// worker processes one key: it reads the key's source, adding the bytes it reads to
+// progress, and writes the output file with write. It returns the source bytes and rows.
+type worker interface {
+	// out is the directory of the output files.
+	out() string
+	do(ctx context.Context, key string, progress *atomic.Int64) (bytes, rows int64, err error)
+}
+
+// protocol writes whole lines on stdout for the orchestrator.
+type protocol struct {
+	mu sync.Mutex
+	w  *bufio.Writer
+}
+
+func (p *protocol) line(fields ...string) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	p.w.WriteString(strings.Join(fields, "\t"))
+	p.w.WriteByte('\n')
+	p.w.Flush() // the orchestrator acts on each line as it comes
+}
+
+// runKeys reads keys from stdin as they arrive and runs up to o.Jobs at once.
+func runKeys(ctx context.Context, o Options, w worker, stdin io.Reader, stdout io.Writer) error {
+	out := &protocol{w: bufio.NewWriter(stdout)}
+	keys := make(chan string)
+	var failed atomic.Bool
+	var wg sync.WaitGroup
+	for range o.Jobs {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for key := range keys {
+				if err := runKey(ctx, o, w, key, out); err != nil {
+					failed.Store(true)
+					msg := strings.ReplaceAll(err.Error(), "\n", " ")
+					fmt.Fprintf(os.Stderr, "countpass: %s: %s\n", key, msg)
+					out.line("err", key, msg)
+				}
+			}
+		}()
+	}
+	sc := bufio.NewScanner(stdin)
+	sc.Buffer(nil, 64<<10)
+	for sc.Scan() && ctx.Err() == nil {
+		key := strings.TrimSuffix(sc.Text(), "\r")
+		if key == "" {
+			continue
+		}
+		select {
+		case keys <- key:
+		case <-ctx.Done():
+		}
+	}
+	close(keys)
+	wg.Wait()
+	switch {
+	case ctx.Err() != nil:
+		return cli.Errorf(cli.ExitInterrupted, "interrupted")
+	case sc.Err() != nil:
+		return cli.Errorf(cli.ExitUsage, "reading keys from stdin: %v", sc.Err())
+	case failed.Load():
+		return cli.Silent(cli.ExitFailed)
+	}
+	return nil
+}
+
+// runKey processes one key and prints its ok line (the caller prints err lines).
+func runKey(ctx context.Context, o Options, w worker, key string, out *protocol) error {
+	if err := validKey(key); err != nil {
+		return err
+	}
+	path := filepath.Join(w.out(), filepath.FromSlash(key))
+	if o.SkipExisting {
+		if st, err := os.Stat(path); err == nil && st.Mode().IsRegular() {
+			out.line("ok", key, "0", "0", "cached")
+			return nil
+		}
+	}
+	var progress atomic.Int64
+	if o.Progress {
+		stop := make(chan struct{})
+		var tick sync.WaitGroup
+		tick.Add(1)
+		go func() {
+			defer tick.Done()
+			t := time.NewTicker(time.Second)
+			defer t.Stop()
+			for {
+				select {
+				case <-t.C:
+					out.line("progress", key, fmt.Sprint(progress.Load()))
+				case <-stop:
+					return
+				}
+			}
+		}()
+		defer tick.Wait() // after close(stop): no progress line follows the key's ok/err
+		defer close(stop)
+	}
+	n, rows, err := w.do(ctx, key, &progress)
+	if err != nil {
+		return err
+	}
+	out.line("ok", key, fmt.Sprint(n), fmt.Sprint(rows))
+	return nil
+}
+
+// writeAtomic writes path through a temporary dotfile in the same directory, fsyncs and
+// renames it, so a crash leaves either the whole file or none under its name.
+func writeAtomic(path string, write func(w io.Writer) error) error {
+	dir := filepath.Dir(path)
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return err
+	}
+	tmp, err := os.CreateTemp(dir, "."+filepath.Base(path)+".tmp-*")
+	if err != nil {
+		return err
+	}
+	defer os.Remove(tmp.Name()) // a no-op after the rename
+	bw := bufio.NewWriterSize(tmp, 1<<20)
+	err = write(bw)
+	if err == nil {
+		err = bw.Flush()
+	}
+	if err == nil {
+		err = tmp.Sync()
+	}
+	if cerr := tmp.Close(); err == nil {
+		err = cerr
+	}
+	if err == nil {
+		err = os.Rename(tmp.Name(), path)
+	}
+	if err != nil {
+		return err
+	}
+	if d, err := os.Open(dir); err == nil { // make the rename itself durable
+		d.Sync()
+		d.Close()
+	}
+	return nil
+}
+
+// countingReader adds the bytes read to n.
+type countingReader struct {
+	r io.Reader
+	n *atomic.Int64
+}
+
+func (c countingReader) Read(p []byte) (int, error) {
+	n, err := c.r.Read(p)
+	c.n.Add(int64(n))
+	return n, err
+}
+
+// writeCounts is the result file's content: the filter's output.
+func writeCounts(c *count.Counts) func(io.Writer) error {
+	return func(w io.Writer) error {
+		_, err := c.WriteTo(w)
+		return err
+	}
+}
+
+// fromS3 handles --keys and --download.
+type fromS3 struct {
+	o      Options
+	c      *s3stream.Client
+	prefix string
+}
+
+func (s *fromS3) out() string {
+	if s.o.Download {
+		return s.o.Data
+	}
+	return s.o.Results
+}
+
+func (s *fromS3) do(ctx context.Context, key string, progress *atomic.Int64) (int64, int64, error) {
+	if !strings.HasPrefix(key, s.prefix) {
+		return 0, 0, fmt.Errorf("key is outside --src prefix %q", s.prefix)
+	}
+	obj, err := s.c.Stat(ctx, key)
+	if err != nil {
+		return 0, 0, err
+	}
+	stream := s.c.Open(ctx, obj)
+	defer stream.Close()
+	br := bufio.NewReaderSize(countingReader{stream, progress}, 64<<10)
+	head, err := br.Peek(decode.HeadSize)
+	if err != nil && err != io.EOF {
+		return 0, 0, err
+	}
+	format := decode.Detect(head)
+	path := filepath.Join(s.out(), filepath.FromSlash(key))
+	if format == decode.Parquet {
+		stream.Close() // Parquet reads the footer, then only the columns it needs
+		ra := s.c.ReaderAt(ctx, obj)
+		if s.o.Download {
+			var rows int64
+			err := writeAtomic(path, func(w io.Writer) (err error) {
+				rows, err = decode.ParquetCSV(ra, obj.Size, w, 5)
+				return err
+			})
+			progress.Store(obj.Size)
+			return obj.Size, rows, err
+		}
+		c, err := decode.ParquetCounts(ra, obj.Size)
+		progress.Store(obj.Size)
+		if err != nil {
+			return 0, 0, err
+		}
+		return obj.Size, int64(c.Rows), writeAtomic(path, writeCounts(c))
+	}
+	if s.o.Download {
+		rows, err := download(format, br, path)
+		return progress.Load(), rows, err
+	}
+	c, err := countCSV(format, br, 1)
+	if err != nil {
+		return 0, 0, err
+	}
+	reportSkipped(key, c.Skipped)
+	return progress.Load(), int64(c.Rows), writeAtomic(path, writeCounts(c))
+}
+
+// download writes the first 5 fields of every line of the decoded stream r to path.
+func download(format decode.Format, r io.Reader, path string) (int64, error) {
+	d, err := decode.CSVReader(format, r)
+	if err != nil {
+		return 0, err
+	}
+	defer d.Close()
+	var lines int64
+	err = writeAtomic(path, func(w io.Writer) error {
+		s := count.NewSplitter(d, count.BlockSize)
+		buf := make([]byte, count.BlockSize+count.MaxLine)
+		var out []byte
+		for {
+			blk, final, err := s.Next(buf)
+			if err != nil {
+				return err
+			}
+			out = count.AppendFields(out[:0], blk, 5)
+			lines += int64(bytes.Count(out, []byte{'\n'}))
+			if _, err := w.Write(out); err != nil {
+				return err
+			}
+			if final {
+				return nil
+			}
+		}
+	})
+	return lines, err
+}
+
+// countFiles handles --count-files: keys are paths under Data.
+type countFiles struct{ o Options }
+
+func (c *countFiles) out() string { return c.o.Results }
+
+func (c *countFiles) do(ctx context.Context, key string, progress *atomic.Int64) (int64, int64, error) {
+	f, err := os.Open(filepath.Join(c.o.Data, filepath.FromSlash(key)))
+	if err != nil {
+		if errors.Is(err, os.ErrNotExist) {
+			return 0, 0, fmt.Errorf("no such file under %s", c.o.Data)
+		}
+		return 0, 0, err
+	}
+	defer f.Close()
+	counts, err := countReaderAt(f)
+	if err != nil {
+		return 0, 0, err
+	}
+	st, _ := f.Stat()
+	progress.Store(st.Size())
+	reportSkipped(key, counts.Skipped)
+	return st.Size(), int64(counts.Rows), writeAtomic(filepath.Join(c.o.Results, filepath.FromSlash(key)), writeCounts(counts))
+}
