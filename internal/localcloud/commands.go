@@ -208,10 +208,11 @@ func (Down) run(ctx context.Context, c Cloud) error {
 	return nil
 }
 
-// cleanup kills whatever still runs in the namespace, deletes it (when ours to delete) and
-// the state directories.
-func (c Cloud) cleanup(deleteNS bool) error {
-	for i := 0; i < 50; i++ {
+// cleanup removes the state directories and, when the namespace is ours, kills whatever
+// still runs in it and deletes it. A namespace up did not create may hold someone else's
+// processes: those are left alone.
+func (c Cloud) cleanup(ownNS bool) error {
+	for i := 0; ownNS && i < 50; i++ {
 		out, err := exec.Command("ip", "netns", "pids", c.Name).Output()
 		pids := strings.Fields(string(out))
 		if err != nil || len(pids) == 0 {
@@ -225,7 +226,7 @@ func (c Cloud) cleanup(deleteNS bool) error {
 		}
 		time.Sleep(100 * time.Millisecond)
 	}
-	if deleteNS {
+	if ownNS {
 		if _, err := os.Stat(c.NetNS()); err == nil {
 			if out, err := exec.Command("ip", "netns", "delete", c.Name).CombinedOutput(); err != nil {
 				return cli.Errorf(cli.ExitLocal, "ip netns delete %s: %v: %s", c.Name, err, out)

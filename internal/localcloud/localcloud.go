@@ -49,6 +49,10 @@ func (c Cloud) RunDir() string { return "/run/" + c.Name + "-localcloud" }
 // DiskDir holds data on real disk: S3 objects and each instance's upper layer and /mnt.
 func (c Cloud) DiskDir() string { return "/var/tmp/" + c.Name + "-localcloud" }
 
+// hostKeyFile is the public host key of an instance's sshd, for clients to pin:
+// $EC2KIT_LOCALCLOUD/hostkeys/<instance-id>.pub.
+func (c Cloud) hostKeyFile(id string) string { return filepath.Join(c.RunDir(), "hostkeys", id+".pub") }
+
 func (c Cloud) lockFile() string     { return "/run/" + c.Name + "-localcloud.lock" }
 func (c Cloud) path(f string) string { return filepath.Join(c.RunDir(), f) }
 func (c Cloud) instancesDir() string { return filepath.Join(c.DiskDir(), "instances") }

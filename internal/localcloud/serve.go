@@ -126,9 +126,20 @@ func (s *supervisor) start(ctx context.Context) (*watcher.Watcher, error) {
 	w := &watcher.Watcher{
 		Cloud: &watcher.EC2{Client: ec2c, Env: awsEnv(), Hide: []string{c.DiskDir()}},
 		Boot: func(spec sandbox.Spec) (watcher.Host, error) {
-			return sandbox.Start("/proc/self/exe", instanceDir(c, spec.ID), spec)
+			h, err := sandbox.Start("/proc/self/exe", instanceDir(c, spec.ID), spec)
+			if err != nil {
+				return nil, err
+			}
+			if err := copyFile(sandbox.HostKeyFile(h.Dir), c.hostKeyFile(spec.ID)); err != nil {
+				h.Kill()
+				return nil, err
+			}
+			return h, nil
 		},
-		Discard:  func(id string) error { return os.RemoveAll(instanceDir(c, id)) },
+		Discard: func(id string) error {
+			os.Remove(c.hostKeyFile(id))
+			return os.RemoveAll(instanceDir(c, id))
+		},
 		Interval: 300 * time.Millisecond,
 		Log:      log.Default(),
 	}
@@ -375,4 +386,15 @@ func (s *supervisor) control(w *watcher.Watcher) error {
 	})
 	go http.Serve(l, mux)
 	return nil
+}
+
+func copyFile(src, dst string) error {
+	b, err := os.ReadFile(src)
+	if err == nil {
+		err = os.MkdirAll(filepath.Dir(dst), 0o755)
+	}
+	if err == nil {
+		err = os.WriteFile(dst, b, 0o644)
+	}
+	return err
 }
