@@ -51,6 +51,7 @@ type Options struct {
 type job struct {
 	opts  Options
 	bin   *Binary
+	live  bool // stderr is a terminal: progress bar, and progress lines from countpass
 	sched *schedule.Scheduler
 	prog  *progress
 	keys  []schedule.Key
@@ -92,7 +93,7 @@ func Run(ctx context.Context, o Options) error {
 		}
 	}
 	start := time.Now()
-	j := &job{opts: o, bin: bin}
+	j := &job{opts: o, bin: bin, live: cli.IsTerminal(os.Stderr)}
 	if o.Step != Count {
 		if j.keys, err = listKeys(ctx, bucket, prefix, o.Match); err != nil {
 			return err
@@ -117,7 +118,7 @@ func Run(ctx context.Context, o Options) error {
 	for _, n := range nodes {
 		labels[n.id] = n.label
 	}
-	j.prog = newProgress(os.Stderr, cli.IsTerminal(os.Stderr), j.sched, labels)
+	j.prog = newProgress(os.Stderr, j.live, j.sched, labels)
 	for _, u := range unreachable {
 		j.prog.Printf("orchestrate: left out: %s\n", u)
 	}
@@ -250,6 +251,9 @@ func (j *job) countpassCmd(jobs int, skipExisting bool) string {
 	}
 	if skipExisting {
 		args = append(args, "--skip-existing")
+	}
+	if j.live {
+		args = append(args, "--progress")
 	}
 	return strings.Join(args, " ")
 }

@@ -73,7 +73,6 @@ func (j *job) session(ctx context.Context, n *node) error {
 	for sc.Scan() {
 		kind, key, detail, ok := parseLine(sc.Text())
 		if !ok {
-			j.prog.Printf("%s: unexpected output from countpass: %q\n", n.label, sc.Text())
 			continue
 		}
 		switch kind {
@@ -122,35 +121,20 @@ func (j *job) session(ctx context.Context, n *node) error {
 	return nil
 }
 
-// parseLine splits a countpass output line: "ok\tKEY\tBYTES\tROWS", "err\tKEY\tMESSAGE" or
-// "progress\tKEY\tBYTES". The key may hold tabs, so the numeric fields are taken from the
-// right; an error message may hold tabs too, so its key ends at the first tab.
+// parseLine splits a countpass output line: "ok\tKEY\tBYTES\tROWS[\tcached]",
+// "err\tKEY\tMESSAGE" or "progress\tKEY\tBYTES" (keys never hold tabs: countpass refuses
+// them). Other line types are for newer readers: ok is false.
 func parseLine(line string) (kind, key, detail string, ok bool) {
-	kind, rest, found := strings.Cut(line, "\t")
-	if !found {
+	f := strings.SplitN(line, "\t", 3)
+	if len(f) < 3 {
 		return "", "", "", false
 	}
-	switch kind {
+	switch f[0] {
 	case "ok":
-		i := strings.LastIndexByte(rest, '\t')
-		if i < 0 {
-			return "", "", "", false
-		}
-		rest = rest[:i] // rows
-		i = strings.LastIndexByte(rest, '\t')
-		if i < 0 {
-			return "", "", "", false
-		}
-		return kind, rest[:i], rest[i+1:], true
-	case "progress":
-		i := strings.LastIndexByte(rest, '\t')
-		if i < 0 {
-			return "", "", "", false
-		}
-		return kind, rest[:i], rest[i+1:], true
-	case "err":
-		key, msg, _ := strings.Cut(rest, "\t")
-		return kind, key, msg, true
+		bytes, _, _ := strings.Cut(f[2], "\t")
+		return f[0], f[1], bytes, true
+	case "err", "progress":
+		return f[0], f[1], f[2], true
 	}
 	return "", "", "", false
 }
