@@ -1,0 +1,260 @@
+package launch
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"maps"
+	"os"
+	"regexp"
+	"slices"
+	"strings"
+	"time"
+
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/service/ec2"
+	"github.com/aws/aws-sdk-go-v2/service/ec2/types"
+	"github.com/aws/aws-sdk-go-v2/service/ssm"
+	"github.com/aws/aws-sdk-go-v2/service/sts"
+
+	"ec2kit/internal/awsconf"
+	"ec2kit/internal/cli"
+	"ec2kit/internal/fleet"
+)
+
+type launcher struct {
+	ec2    *ec2.Client
+	ssm    *ssm.Client
+	sts    *sts.Client
+	fleet  *fleet.Client
+	region string
+	log    io.Writer // stderr: what is happening
+}
+
+func newLauncher(cfg aws.Config, log io.Writer) *launcher {
+	f := fleet.FromConfig(cfg)
+	return &launcher{ec2: f.EC2, ssm: ssm.NewFromConfig(cfg), sts: sts.NewFromConfig(cfg), fleet: f, region: cfg.Region, log: log}
+}
+
+// Run is ec2-new: the ids on stdout once every instance is ready, talk on stderr.
+func Run(ctx context.Context, o Options) error {
+	cfg, err := awsconf.Load(ctx)
+	if err != nil {
+		return err
+	}
+	return newLauncher(cfg, os.Stderr).launch(ctx, o, os.Stdout)
+}
+
+var userRE = regexp.MustCompile(`^[a-z_][a-z0-9_-]*$`)
+
+// launch launches the fleet and prints its ids on out. Any failure after RunInstances, an
+// interrupt included, terminates every instance this run launched before returning.
+func (l *launcher) launch(ctx context.Context, o Options, out io.Writer) (err error) {
+	named := o.Name != ""
+	tags, err := o.check()
+	if err != nil {
+		return err
+	}
+	if o.User != "" && !userRE.MatchString(o.User) {
+		return cli.Errorf(cli.ExitUsage, "--user %q is not a user name", o.User)
+	}
+	if !named {
+		fmt.Fprintf(l.log, "ec2-new: name: %s\n", o.Name)
+	}
+	arch, err := l.arch(ctx, o.Type)
+	if err != nil {
+		return err
+	}
+	img, err := l.findImage(ctx, o.AMI, arch)
+	if err != nil {
+		return err
+	}
+	if o.User != "" {
+		img.User = o.User
+	}
+	key, err := l.ensureKey(ctx)
+	if err != nil {
+		return err
+	}
+	subnets, vpc, err := l.findSubnets(ctx, o.Subnets, o.VPC)
+	if err != nil {
+		return err
+	}
+	group, err := l.ensureGroup(ctx, vpc)
+	if err != nil {
+		return err
+	}
+	userData, err := UserData(img.User, o.Init, o.TTL)
+	if err != nil {
+		return err
+	}
+	token := randomHex(8)
+	tags["Name"], tags[fleet.UserTag], tags[FleetTag], tags[LaunchTag] = o.Name, img.User, o.Name, token
+	in := runInput(o, img, key, group, userData, tags)
+
+	var ids []string
+	defer func() {
+		if err != nil {
+			l.abort(ctx, token, ids, err)
+		}
+	}()
+	fmt.Fprintf(l.log, "ec2-new: launching %d %s%s from %s (%s, user %s)\n", o.Num, o.Type, map[bool]string{true: " spot"}[o.Spot], img.ID, img.Name, img.User)
+	if ids, err = l.run(ctx, in, subnets, token); err != nil {
+		return err
+	}
+	if ctx.Err() != nil {
+		return cli.Errorf(cli.ExitInterrupted, "interrupted")
+	}
+	if !o.NoWait {
+		if err = l.wait(ctx, ids, o); err != nil {
+			return err
+		}
+	}
+	if _, err = io.WriteString(out, strings.Join(ids, "\n")+"\n"); err != nil {
+		return cli.Errorf(cli.ExitLocal, "printing the ids: %v", err)
+	}
+	return nil
+}
+
+// arch checks the instance type (one call) and picks the image architecture it runs.
+func (l *launcher) arch(ctx context.Context, instanceType string) (string, error) {
+	out, err := l.ec2.DescribeInstanceTypes(ctx, &ec2.DescribeInstanceTypesInput{InstanceTypes: []types.InstanceType{types.InstanceType(instanceType)}})
+	if apiCode(err) == "InvalidInstanceType" {
+		return "", cli.Errorf(cli.ExitUsage, "unknown instance type %s", instanceType)
+	}
+	if err != nil {
+		return "", awsconf.Err("DescribeInstanceTypes", err)
+	}
+	if len(out.InstanceTypes) == 0 || out.InstanceTypes[0].ProcessorInfo == nil {
+		return "x86_64", nil
+	}
+	archs := out.InstanceTypes[0].ProcessorInfo.SupportedArchitectures
+	if len(archs) > 0 && !slices.Contains(archs, types.ArchitectureTypeX8664) && slices.Contains(archs, types.ArchitectureTypeArm64) {
+		return "arm64", nil
+	}
+	return "x86_64", nil
+}
+
+// runInput is the one RunInstances request for the whole fleet (subnet set per attempt).
+func runInput(o Options, img image, key, group, userData string, tags map[string]string) *ec2.RunInstancesInput {
+	var ts []types.Tag
+	for _, k := range slices.Sorted(maps.Keys(tags)) {
+		ts = append(ts, types.Tag{Key: aws.String(k), Value: aws.String(tags[k])})
+	}
+	in := &ec2.RunInstancesInput{
+		ImageId:      aws.String(img.ID),
+		InstanceType: types.InstanceType(o.Type),
+		// Equal counts: all or nothing, so a partial fleet never needs explaining.
+		MinCount:         aws.Int32(int32(o.Num)),
+		MaxCount:         aws.Int32(int32(o.Num)),
+		KeyName:          aws.String(key),
+		SecurityGroupIds: []string{group},
+		UserData:         aws.String(userData),
+		TagSpecifications: []types.TagSpecification{
+			{ResourceType: types.ResourceTypeInstance, Tags: ts},
+			{ResourceType: types.ResourceTypeVolume, Tags: ts},
+		},
+	}
+	if o.Gigs > 0 && img.RootDevice != "" {
+		in.BlockDeviceMappings = []types.BlockDeviceMapping{{DeviceName: aws.String(img.RootDevice),
+			Ebs: &types.EbsBlockDevice{VolumeSize: aws.Int32(int32(o.Gigs)), VolumeType: types.VolumeTypeGp3, DeleteOnTermination: aws.Bool(true)}}}
+	}
+	if o.Spot {
+		in.InstanceMarketOptions = &types.InstanceMarketOptionsRequest{MarketType: types.MarketTypeSpot,
+			SpotOptions: &types.SpotMarketOptions{SpotInstanceType: types.SpotInstanceTypeOneTime,
+				InstanceInterruptionBehavior: types.InstanceInterruptionBehaviorTerminate}}
+	}
+	if o.TTL > 0 {
+		in.InstanceInitiatedShutdownBehavior = types.ShutdownBehaviorTerminate
+	}
+	if o.Profile != "" {
+		in.IamInstanceProfile = &types.IamInstanceProfileSpecification{Name: aws.String(o.Profile)}
+		if strings.HasPrefix(o.Profile, "arn:") {
+			in.IamInstanceProfile = &types.IamInstanceProfileSpecification{Arn: aws.String(o.Profile)}
+		}
+	}
+	return in
+}
+
+// capacityCodes are the errors that mean "not in this zone": the next subnet may do.
+var capacityCodes = []string{"InsufficientInstanceCapacity", "InsufficientCapacity", "Unsupported",
+	"InsufficientFreeAddressesInSubnet", "InsufficientHostCapacity"}
+
+// run sends RunInstances to each subnet in turn until one has capacity. The call is not
+// abandoned on an interrupt (its reply holds the ids to clean up); the caller checks ctx
+// after it.
+func (l *launcher) run(ctx context.Context, in *ec2.RunInstancesInput, subnets []types.Subnet, token string) ([]string, error) {
+	for i, sn := range subnets {
+		in.SubnetId = sn.SubnetId
+		// Idempotent per subnet: a retried request never launches twice.
+		in.ClientToken = aws.String(fmt.Sprintf("%s-%d", token, i))
+		rctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 2*time.Minute)
+		out, err := l.ec2.RunInstances(rctx, in)
+		cancel()
+		if err == nil {
+			ids := make([]string, len(out.Instances))
+			for j, inst := range out.Instances {
+				ids[j] = aws.ToString(inst.InstanceId)
+			}
+			fmt.Fprintf(l.log, "ec2-new: launched %d in %s (%s)\n", len(ids), aws.ToString(sn.SubnetId), aws.ToString(sn.AvailabilityZone))
+			return ids, nil
+		}
+		if !slices.Contains(capacityCodes, apiCode(err)) || i == len(subnets)-1 || ctx.Err() != nil {
+			return nil, awsconf.Err("RunInstances", err)
+		}
+		fmt.Fprintf(l.log, "ec2-new: %s (%s): %s; trying the next subnet\n", aws.ToString(sn.SubnetId), aws.ToString(sn.AvailabilityZone), apiCode(err))
+	}
+	return nil, cli.Errorf(cli.ExitUsage, "no subnet to launch in")
+}
+
+// wait waits, within o.Wait, until every instance runs, accepts SSH and finished booting.
+func (l *launcher) wait(ctx context.Context, ids []string, o Options) error {
+	wctx, cancel := context.WithTimeout(ctx, o.Wait)
+	defer cancel()
+	insts, err := l.fleet.WaitRunning(wctx, ids)
+	if err == nil {
+		_, err = Ready(wctx, insts, o.Private, l.log)
+	}
+	if err != nil && ctx.Err() != nil {
+		return cli.Errorf(cli.ExitInterrupted, "interrupted while waiting")
+	}
+	return err
+}
+
+// abort terminates every instance the run launched: the ids RunInstances returned, and any
+// carrying the run's launch tag (a launch whose reply was lost). It runs even after an
+// interrupt, and says what it did.
+func (l *launcher) abort(ctx context.Context, token string, ids []string, cause error) {
+	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 2*time.Minute)
+	defer cancel()
+	found, _ := l.fleet.Describe(ctx, []types.Filter{{Name: aws.String("tag:" + LaunchTag), Values: []string{token}}})
+	var targets []fleet.Instance
+	for _, in := range found {
+		if in.State != "terminated" {
+			targets = append(targets, in)
+		}
+	}
+	for _, id := range ids {
+		if !slices.ContainsFunc(found, func(in fleet.Instance) bool { return in.ID == id }) {
+			targets = append(targets, fleet.Instance{ID: id})
+		}
+	}
+	if len(targets) == 0 {
+		return
+	}
+	all := fleet.IDs(targets)
+	var err error
+	for try := 0; try < 5; try++ {
+		// Instances just launched may not be visible to TerminateInstances yet.
+		if err = l.fleet.Terminate(ctx, targets); err == nil || !strings.Contains(err.Error(), "NotFound") {
+			break
+		}
+		time.Sleep(time.Second)
+	}
+	if err != nil {
+		fmt.Fprintf(l.log, "ec2-new: %v; COULD NOT TERMINATE the %d instance(s) launched: %v\nec2-new: run: ec2-rm --yes %s\n",
+			cause, len(all), err, strings.Join(all, " "))
+		return
+	}
+	fmt.Fprintf(l.log, "ec2-new: terminated the %d instance(s) this run launched: %s\n", len(all), strings.Join(all, " "))
+}
