@@ -56,11 +56,9 @@ func (l *launcher) findImage(ctx context.Context, ami, arch string) (image, erro
 	}
 	in := &ec2.DescribeImagesInput{}
 	user := ""
-	switch a, ok := aliases[ami]; {
+	switch a := aliases[ami]; {
 	case strings.HasPrefix(ami, "ami-"):
 		in.ImageIds = []string{ami}
-	case !ok:
-		return image{}, cli.Errorf(cli.ExitUsage, "--ami %q: want al2023, ubuntu, debian or an ami- id", ami)
 	case a.param != "":
 		name := strings.Replace(a.param, "%s", archNames[arch]["al2023"], 1)
 		out, err := l.ssm.GetParameter(ctx, &ssm.GetParameterInput{Name: aws.String(name)})

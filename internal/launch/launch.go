@@ -6,7 +6,6 @@ import (
 	"io"
 	"maps"
 	"os"
-	"regexp"
 	"slices"
 	"strings"
 	"time"
@@ -38,29 +37,25 @@ func newLauncher(cfg aws.Config, log io.Writer) *launcher {
 
 // Run is ec2-new: the ids on stdout once every instance is ready, talk on stderr.
 func Run(ctx context.Context, o Options) error {
-	cfg, err := awsconf.Load(ctx)
-	if err != nil {
-		return err
-	}
-	return newLauncher(cfg, os.Stderr).launch(ctx, o, os.Stdout)
-}
-
-var userRE = regexp.MustCompile(`^[a-z_][a-z0-9_-]*$`)
-
-// launch launches the fleet and prints its ids on out. Any failure after RunInstances, an
-// interrupt included, terminates every instance this run launched before returning.
-func (l *launcher) launch(ctx context.Context, o Options, out io.Writer) (err error) {
 	named := o.Name != ""
 	tags, err := o.check()
 	if err != nil {
 		return err
 	}
-	if o.User != "" && !userRE.MatchString(o.User) {
-		return cli.Errorf(cli.ExitUsage, "--user %q is not a user name", o.User)
-	}
 	if !named {
-		fmt.Fprintf(l.log, "ec2-new: name: %s\n", o.Name)
+		fmt.Fprintf(os.Stderr, "ec2-new: name: %s\n", o.Name)
 	}
+	cfg, err := awsconf.Load(ctx)
+	if err != nil {
+		return err
+	}
+	return newLauncher(cfg, os.Stderr).launch(ctx, o, tags, os.Stdout)
+}
+
+// launch launches the fleet described by checked options and prints its ids on out. Any
+// failure after RunInstances, an interrupt included, terminates every instance this run
+// launched before returning.
+func (l *launcher) launch(ctx context.Context, o Options, tags map[string]string, out io.Writer) (err error) {
 	arch, err := l.arch(ctx, o.Type)
 	if err != nil {
 		return err

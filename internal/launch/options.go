@@ -8,6 +8,7 @@ import (
 	"crypto/rand"
 	"encoding/hex"
 	"os"
+	"regexp"
 	"strings"
 	"time"
 
@@ -44,6 +45,9 @@ const (
 	LaunchTag = "ec2kit:launch" // unique per ec2-new run: finds what a run launched, even after a lost reply
 )
 
+// userRE is what the boot script accepts as a login user (it goes into chown unquoted).
+var userRE = regexp.MustCompile(`^[a-z_][a-z0-9_-]*$`)
+
 // maxUserData is EC2's limit on user data before base64 encoding.
 const maxUserData = 16 << 10
 
@@ -63,6 +67,10 @@ func (o *Options) check() (tags map[string]string, err error) {
 		return nil, cli.Errorf(cli.ExitUsage, "--wait must be positive (or use --no-wait)")
 	case strings.ContainsAny(o.Name, "\n\t"):
 		return nil, cli.Errorf(cli.ExitUsage, "bad name %q", o.Name)
+	case o.AMI != "" && !strings.HasPrefix(o.AMI, "ami-") && aliases[o.AMI] == (alias{}):
+		return nil, cli.Errorf(cli.ExitUsage, "--ami %q: want al2023, ubuntu, debian or an ami- id", o.AMI)
+	case o.User != "" && !userRE.MatchString(o.User):
+		return nil, cli.Errorf(cli.ExitUsage, "--user %q is not a user name", o.User)
 	}
 	tags = map[string]string{}
 	for _, kv := range o.Tags {
