@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"strings"
 	"syscall"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
@@ -25,19 +26,21 @@ import (
 // ensureKey returns the name of ec2kit's key pair for this account and region, creating it
 // on first use: an ed25519 key made here (the private half never travels), its public half
 // imported into EC2 and its private half kept in paths.KeyFile (mode 0600). The name holds
-// the account and region, so several accounts never overwrite each other's key file.
+// the account and region, so several accounts never overwrite each other's key file. The
+// local key files are the record: when EC2 has the key pair but this machine lacks its
+// private key (another machine made it), a new key pair with a suffixed name is made.
 func (l *launcher) ensureKey(ctx context.Context) (string, error) {
 	id, err := l.sts.GetCallerIdentity(ctx, &sts.GetCallerIdentityInput{})
 	if err != nil {
 		return "", awsconf.Err("STS GetCallerIdentity", err)
 	}
-	name := fmt.Sprintf("ec2kit-%s-%s", aws.ToString(id.Account), l.region)
-	file := paths.KeyFile(name)
-	if err := os.MkdirAll(filepath.Dir(file), 0o700); err != nil {
+	base := fmt.Sprintf("ec2kit-%s-%s", aws.ToString(id.Account), l.region)
+	dir := filepath.Dir(paths.KeyFile(base))
+	if err := os.MkdirAll(dir, 0o700); err != nil {
 		return "", cli.Errorf(cli.ExitLocal, "key directory: %v", err)
 	}
 	// Two ec2-new starting at once in a fresh account must not make two keys.
-	lock, err := os.OpenFile(file+".lock", os.O_CREATE|os.O_RDWR, 0o600)
+	lock, err := os.OpenFile(filepath.Join(dir, base+".lock"), os.O_CREATE|os.O_RDWR, 0o600)
 	if err != nil {
 		return "", cli.Errorf(cli.ExitLocal, "key lock: %v", err)
 	}
@@ -46,45 +49,57 @@ func (l *launcher) ensureKey(ctx context.Context) (string, error) {
 		return "", cli.Errorf(cli.ExitLocal, "key lock: %v", err)
 	}
 
+	local, _ := filepath.Glob(filepath.Join(dir, base+"*.pem"))
+	names := []string{base}
+	for _, f := range local {
+		if n := strings.TrimSuffix(filepath.Base(f), ".pem"); n != base {
+			names = append(names, n)
+		}
+	}
 	out, err := l.ec2.DescribeKeyPairs(ctx, &ec2.DescribeKeyPairsInput{
-		Filters: []types.Filter{{Name: aws.String("key-name"), Values: []string{name}}}})
+		Filters: []types.Filter{{Name: aws.String("key-name"), Values: names}}})
 	if err != nil {
 		return "", awsconf.Err("DescribeKeyPairs", err)
 	}
-	inAWS := len(out.KeyPairs) > 0
-	signer, err := readKey(file)
-	switch {
-	case err != nil:
-		return "", err
-	case inAWS && signer != nil:
-		return name, nil
-	case inAWS:
-		return "", cli.WithHint(cli.Errorf(cli.ExitLocal, "key pair %s exists in EC2 but its private key %s is missing", name, file),
-			fmt.Sprintf("copy %s from the machine that made it, or delete the key pair (aws ec2 delete-key-pair --key-name %s) to have a new one made", filepath.Base(file), name))
-	case signer == nil:
-		if signer, err = newKey(file); err != nil {
+	inAWS := map[string]bool{}
+	for _, kp := range out.KeyPairs {
+		inAWS[aws.ToString(kp.KeyName)] = true
+	}
+	for _, f := range local {
+		if n := strings.TrimSuffix(filepath.Base(f), ".pem"); inAWS[n] {
+			return n, nil
+		}
+	}
+	name, signer := base, ssh.Signer(nil)
+	if len(local) > 0 {
+		// A key of ours that EC2 lost (or never got): import it again.
+		name = strings.TrimSuffix(filepath.Base(local[0]), ".pem")
+		if signer, err = readKey(local[0]); err != nil {
+			return "", err
+		}
+	} else {
+		if inAWS[base] {
+			name = base + "-" + randomHex(3)
+			fmt.Fprintf(l.log, "ec2-new: key pair %s exists in EC2 but its private key is not in %s: making %s\n", base, dir, name)
+		}
+		if signer, err = newKey(paths.KeyFile(name)); err != nil {
 			return "", err
 		}
 	}
 	_, err = l.ec2.ImportKeyPair(ctx, &ec2.ImportKeyPairInput{
 		KeyName:           aws.String(name),
 		PublicKeyMaterial: ssh.MarshalAuthorizedKey(signer.PublicKey()),
-		TagSpecifications: []types.TagSpecification{{ResourceType: types.ResourceTypeKeyPair,
-			Tags: []types.Tag{{Key: aws.String("ec2kit:key-file"), Value: aws.String(file)}}}},
 	})
 	if err != nil {
 		return "", awsconf.Err("ImportKeyPair", err)
 	}
-	fmt.Fprintf(l.log, "ec2-new: created key pair %s (private key %s)\n", name, file)
+	fmt.Fprintf(l.log, "ec2-new: key pair %s ready (private key %s)\n", name, paths.KeyFile(name))
 	return name, nil
 }
 
-// readKey reads a private key file; a missing file is (nil, nil).
+// readKey reads a private key file.
 func readKey(file string) (ssh.Signer, error) {
 	b, err := os.ReadFile(file)
-	if errors.Is(err, os.ErrNotExist) {
-		return nil, nil
-	}
 	if err != nil {
 		return nil, cli.Errorf(cli.ExitLocal, "reading key: %v", err)
 	}
