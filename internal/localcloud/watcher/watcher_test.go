@@ -1,0 +1,123 @@
+package watcher
+
+import (
+	"context"
+	"io"
+	"log"
+	"sync"
+	"testing"
+
+	"ec2kit/internal/localcloud/sandbox"
+)
+
+type fakeCloud struct {
+	mu        sync.Mutex
+	insts     []Instance
+	poweredOf []string
+}
+
+func (c *fakeCloud) Instances(context.Context) ([]Instance, error) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return append([]Instance(nil), c.insts...), nil
+}
+
+func (c *fakeCloud) Spec(_ context.Context, in Instance) (sandbox.Spec, error) {
+	return sandbox.Spec{ID: in.ID, IP: in.IP, User: "ec2-user"}, nil
+}
+
+func (c *fakeCloud) PowerOff(_ context.Context, id string) error {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.poweredOf = append(c.poweredOf, id)
+	for i := range c.insts {
+		if c.insts[i].ID == id {
+			c.insts[i].State = "stopped"
+		}
+	}
+	return nil
+}
+
+type fakeHost struct {
+	done   chan struct{}
+	code   int
+	frozen bool
+}
+
+func (h *fakeHost) Done() <-chan struct{} { return h.done }
+func (h *fakeHost) ExitCode() int         { return h.code }
+func (h *fakeHost) Pid() int              { return 1 }
+func (h *fakeHost) Freeze(f bool) error   { h.frozen = f; return nil }
+func (h *fakeHost) Kill()                 { h.exit(sandbox.ExitKilled) }
+func (h *fakeHost) exit(code int) {
+	select {
+	case <-h.done:
+	default:
+		h.code = code
+		close(h.done)
+	}
+}
+
+// The watcher's rounds against a fake EC2 and fake hosts: boot, fault down (not
+// resurrected), fault up, poweroff reported to EC2, and discarding terminated disks.
+func TestSync(t *testing.T) {
+	cloud := &fakeCloud{insts: []Instance{{ID: "i-1", State: "running", IP: "127.1.0.4"}, {ID: "i-2", State: "running", IP: "127.1.0.5"}}}
+	booted := map[string][]*fakeHost{}
+	var discarded []string
+	w := &Watcher{Cloud: cloud, Log: log.New(io.Discard, "", 0),
+		Boot: func(s sandbox.Spec) (Host, error) {
+			h := &fakeHost{done: make(chan struct{})}
+			booted[s.ID] = append(booted[s.ID], h)
+			return h, nil
+		},
+		Discard: func(id string) error { discarded = append(discarded, id); return nil },
+		hosts:   map[string]*host{}, skipped: map[string]bool{},
+	}
+	ctx := context.Background()
+	w.Sync(ctx)
+	if len(booted["i-1"]) != 1 || len(booted["i-2"]) != 1 {
+		t.Fatalf("boots: %v", booted)
+	}
+	w.Sync(ctx)
+	if len(booted["i-1"]) != 1 {
+		t.Fatal("a running host was booted again")
+	}
+
+	if err := w.SetFault("i-1", FaultDown); err != nil {
+		t.Fatal(err)
+	}
+	w.Sync(ctx)
+	if len(booted["i-1"]) != 1 {
+		t.Fatal("a host that is down was resurrected")
+	}
+	if err := w.SetFault("i-1", FaultNone); err != nil {
+		t.Fatal(err)
+	}
+	w.Sync(ctx)
+	if len(booted["i-1"]) != 2 {
+		t.Fatal("fault up did not boot the host again")
+	}
+	if err := w.SetFault("i-1", FaultHang); err != nil || !booted["i-1"][1].frozen {
+		t.Fatalf("hang: %v", err)
+	}
+	w.SetFault("i-1", FaultNone)
+	if booted["i-1"][1].frozen {
+		t.Fatal("fault up did not thaw")
+	}
+	if err := w.SetFault("i-9", FaultDown); err != ErrNoHost {
+		t.Fatalf("unknown host: %v", err)
+	}
+
+	booted["i-2"][0].exit(sandbox.ExitPoweroff)
+	w.Sync(ctx) // reports the poweroff; EC2 now says stopped
+	w.Sync(ctx) // so the host is forgotten, its disk kept
+	if len(cloud.poweredOf) != 1 || len(booted["i-2"]) != 1 || len(w.Status()) != 1 || len(discarded) != 0 {
+		t.Fatalf("poweroff: reported %v, boots %d, hosts %v, discarded %v", cloud.poweredOf, len(booted["i-2"]), w.Status(), discarded)
+	}
+
+	cloud.insts[0].State = "terminated"
+	w.Sync(ctx)
+	if len(w.Status()) != 0 || len(discarded) != 1 || discarded[0] != "i-1" {
+		t.Fatalf("terminate: hosts %v, discarded %v", w.Status(), discarded)
+	}
+}
