@@ -67,11 +67,11 @@ func (l *launcher) launch(ctx context.Context, o Options, tags map[string]string
 	if o.User != "" {
 		img.User = o.User
 	}
-	key, err := l.ensureKey(ctx)
+	subnets, vpc, err := l.findSubnets(ctx, o.Subnets, o.VPC)
 	if err != nil {
 		return err
 	}
-	subnets, vpc, err := l.findSubnets(ctx, o.Subnets, o.VPC)
+	key, err := l.ensureKey(ctx)
 	if err != nil {
 		return err
 	}
