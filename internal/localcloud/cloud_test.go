@@ -54,7 +54,7 @@ func TestSDKSeesTheCloud(t *testing.T) {
 	}
 	out, err := pricing.NewFromConfig(cfg).GetProducts(ctx, &pricing.GetProductsInput{
 		ServiceCode: aws.String("AmazonEC2"),
-		Filters: []ptypes.Filter{{Type: ptypes.FilterTypeTermMatch, Field: aws.String("instanceType"), Value: aws.String("i3en.24xlarge")}},
+		Filters:     []ptypes.Filter{{Type: ptypes.FilterTypeTermMatch, Field: aws.String("instanceType"), Value: aws.String("i3en.24xlarge")}},
 	})
 	if err != nil || len(out.PriceList) != 1 || !strings.Contains(out.PriceList[0], `"USD":"10.8480000000"`) {
 		t.Fatalf("pricing: %v %v", err, out)
