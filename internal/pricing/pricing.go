@@ -49,13 +49,13 @@ func NewClients(ctx context.Context) (*Clients, error) {
 		return nil, err
 	}
 	return &Clients{
-		EC2:     ec2.NewFromConfig(cfg),
+		EC2: ec2.NewFromConfig(cfg),
 		Pricing: pricing.NewFromConfig(cfg, func(o *pricing.Options) {
 			o.Region = "us-east-1"
 			// The on-demand price is optional: give up quickly rather than retry for long.
 			o.RetryMaxAttempts = 2
 		}),
-		Region:  cfg.Region,
+		Region: cfg.Region,
 	}, nil
 }
 
