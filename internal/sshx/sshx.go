@@ -135,6 +135,7 @@ type Conn struct {
 	lostMu sync.Mutex
 	lost   error
 	done   chan struct{}
+	once   sync.Once
 }
 
 // Lost returns a transport error when keepalives declared the link dead, else nil.
@@ -146,11 +147,7 @@ func (c *Conn) Lost() error {
 
 // Close stops the keepalive and closes the connection.
 func (c *Conn) Close() error {
-	select {
-	case <-c.done:
-	default:
-		close(c.done)
-	}
+	c.once.Do(func() { close(c.done) })
 	return c.Client.Close()
 }
 
