@@ -1,0 +1,192 @@
+package transfer_test
+
+import (
+	"context"
+	"crypto/sha256"
+	"fmt"
+	"io"
+	"io/fs"
+	"math/rand/v2"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"ec2kit/internal/cli"
+	"ec2kit/internal/fanout"
+	"ec2kit/internal/sshx"
+	"ec2kit/internal/sshx/sshtest"
+	"ec2kit/internal/transfer"
+)
+
+func TestMain(m *testing.M) { sshtest.Main(m) }
+
+// makeTree writes files small files in nested directories, one big file, a symlink and an
+// executable, and returns the tree's root.
+func makeTree(t *testing.T, files int, big int64) string {
+	root := filepath.Join(t.TempDir(), "tree")
+	r := rand.New(rand.NewPCG(1, 2))
+	for i := range files {
+		p := filepath.Join(root, fmt.Sprintf("d%02d/sub%d/f%04d.txt", i%17, i%3, i))
+		os.MkdirAll(filepath.Dir(p), 0o755)
+		b := make([]byte, r.IntN(4096))
+		for j := range b {
+			b[j] = byte(r.Uint32())
+		}
+		if err := os.WriteFile(p, b, 0o640); err != nil {
+			t.Fatal(err)
+		}
+	}
+	f, err := os.Create(filepath.Join(root, "big.bin"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	chunk := make([]byte, 1<<20)
+	for off := int64(0); off < big; off += int64(len(chunk)) {
+		for j := 0; j < len(chunk); j += 4096 {
+			chunk[j] = byte(off>>20) ^ byte(j>>12) // varied but cheap to make
+		}
+		f.Write(chunk[:min(int64(len(chunk)), big-off)])
+	}
+	f.Close()
+	os.WriteFile(filepath.Join(root, "run.sh"), []byte("#!/bin/sh\n"), 0o751)
+	os.Symlink("run.sh", filepath.Join(root, "link"))
+	return root
+}
+
+// digest summarises a tree: every path with its mode and content hash.
+func digest(t *testing.T, root string) string {
+	var sb strings.Builder
+	err := filepath.WalkDir(root, func(p string, d fs.DirEntry, err error) error {
+		if err != nil {
+			return err
+		}
+		rel, _ := filepath.Rel(root, p)
+		fi, _ := os.Lstat(p)
+		fmt.Fprintf(&sb, "%s %v", rel, fi.Mode())
+		switch {
+		case fi.Mode()&fs.ModeSymlink != 0:
+			l, _ := os.Readlink(p)
+			sb.WriteString(" -> " + l)
+		case fi.Mode().IsRegular():
+			f, _ := os.Open(p)
+			h := sha256.New()
+			io.Copy(h, f)
+			f.Close()
+			fmt.Fprintf(&sb, " %x", h.Sum(nil))
+		}
+		sb.WriteByte('\n')
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return sb.String()
+}
+
+func TestRoundTrip(t *testing.T) {
+	hosts, big := 10, int64(500<<20)
+	if os.Getenv("EC2KIT_BIG") == "" {
+		big = 64 << 20 // EC2KIT_BIG=1 runs the full 500 MB
+	}
+	if testing.Short() {
+		hosts, big = 2, 8<<20
+	}
+	f := sshtest.Start(t, hosts)
+	src := makeTree(t, 1000, big)
+	want := digest(t, src)
+	var hs []fanout.Host
+	for _, tg := range f.Targets() {
+		hs = append(hs, fanout.Host{Target: tg, Label: tg.ID})
+	}
+	p := &fanout.Pool{Config: f.Config()}
+	// The hosts share this machine's disk: each gets its own remote directory.
+	remote := t.TempDir()
+	res := p.Each(context.Background(), hs, func(ctx context.Context, h fanout.Host, c *sshx.Conn) error {
+		return transfer.Push(ctx, c.Client, src, filepath.Join(remote, h.Target.ID)+"/")
+	}, nil)
+	if fanout.ExitCode(res) != 0 {
+		fanout.Summary(os.Stderr, res)
+		t.Fatal("push failed")
+	}
+	back := t.TempDir()
+	res = p.Each(context.Background(), hs, func(ctx context.Context, h fanout.Host, c *sshx.Conn) error {
+		return transfer.Pull(ctx, c.Client, filepath.Join(remote, h.Target.ID, "tree"), filepath.Join(back, h.Target.ID))
+	}, nil)
+	if fanout.ExitCode(res) != 0 {
+		fanout.Summary(os.Stderr, res)
+		t.Fatal("pull failed")
+	}
+	for _, h := range hs {
+		if got := digest(t, filepath.Join(back, h.Target.ID, "tree")); got != want {
+			t.Fatalf("%s: tree differs after the round trip", h.Target.ID)
+		}
+	}
+}
+
+func TestPushSemantics(t *testing.T) {
+	f := sshtest.Start(t, 1)
+	c, err := sshx.Dial(context.Background(), f.Hosts[0].Target, f.Config())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	local := t.TempDir()
+	os.WriteFile(local+"/a.txt", []byte("A"), 0o600)
+	os.Mkdir(local+"/dir", 0o755)
+	os.WriteFile(local+"/dir/b", []byte("B"), 0o755)
+	remote := t.TempDir()
+	ctx := context.Background()
+	check := func(p, want string) {
+		t.Helper()
+		if b, err := os.ReadFile(p); err != nil || string(b) != want {
+			t.Fatalf("%s: %q %v", p, b, err)
+		}
+	}
+	must := func(err error) {
+		t.Helper()
+		if err != nil {
+			t.Fatal(err)
+		}
+	}
+	must(transfer.Push(ctx, c, local+"/a.txt", remote)) // into a directory
+	check(remote+"/a.txt", "A")
+	must(transfer.Push(ctx, c, local+"/a.txt", remote+"/renamed")) // as a new name
+	check(remote+"/renamed", "A")
+	must(transfer.Push(ctx, c, local+"/dir", remote+"/new/")) // trailing slash: a directory
+	check(remote+"/new/dir/b", "B")
+	must(transfer.Push(ctx, c, local+"/dir/", remote+"/contents")) // contents
+	check(remote+"/contents/b", "B")
+	if fi, _ := os.Stat(remote + "/contents/b"); fi.Mode().Perm() != 0o755 {
+		t.Fatalf("mode %v", fi.Mode())
+	}
+	err = transfer.Push(ctx, c, local+"/a.txt", remote+"/missing/parent/x")
+	if err == nil || !strings.Contains(err.Error(), "exit") {
+		t.Fatalf("want a remote failure, got %v", err)
+	}
+	err = transfer.Pull(ctx, c, remote+"/nothing-here", t.TempDir())
+	if err == nil || !strings.Contains(err.Error(), "nothing-here") {
+		t.Fatalf("want tar's complaint, got %v", err)
+	}
+}
+
+func TestParse(t *testing.T) {
+	dir := t.TempDir()
+	file := dir + "/f"
+	os.WriteFile(file, nil, 0o600)
+	for _, tc := range []struct {
+		src, dst string
+		code     int
+	}{
+		{file, ":/mnt", 0},
+		{":/mnt/results/", dir + "/out", 0},
+		{":a", ":b", cli.ExitUsage},
+		{"a", "b", cli.ExitUsage},
+		{dir + "/missing", ":/mnt", cli.ExitUsage},
+		{":/mnt/x", file, cli.ExitUsage}, // a pull into a file
+	} {
+		if _, err := transfer.Parse(tc.src, tc.dst); cli.CodeOf(err) != tc.code {
+			t.Errorf("Parse(%q, %q) = %v, want code %d", tc.src, tc.dst, err, tc.code)
+		}
+	}
+}
