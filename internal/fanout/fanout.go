@@ -65,6 +65,23 @@ type Job func(ctx context.Context, h Host, c *sshx.Conn) error
 // input order; done, if not nil, sees each result as its host finishes. A cancelled ctx
 // (Ctrl-C) stops the jobs; each job must return promptly once its ctx is done.
 func (p *Pool) Each(ctx context.Context, hosts []Host, job Job, done func(Result)) []Result {
+	return p.Local(ctx, hosts, func(ctx context.Context, h Host) error {
+		c, err := sshx.DialConn(ctx, h.Target, p.Config)
+		if err != nil {
+			return err
+		}
+		defer c.Close()
+		err = job(ctx, h, c)
+		if lost := c.Lost(); lost != nil {
+			return lost
+		}
+		return err
+	}, done)
+}
+
+// Local is Each for jobs that make their own connections (ec2-rsync runs rsync per host):
+// the same concurrency, timeout, classification and results.
+func (p *Pool) Local(ctx context.Context, hosts []Host, job func(ctx context.Context, h Host) error, done func(Result)) []Result {
 	n := p.Parallel
 	if n <= 0 {
 		n = 256
@@ -95,22 +112,14 @@ func (p *Pool) Each(ctx context.Context, hosts []Host, job Job, done func(Result
 	return results
 }
 
-func (p *Pool) one(parent context.Context, h Host, job Job) Result {
+func (p *Pool) one(parent context.Context, h Host, job func(context.Context, Host) error) Result {
 	start := time.Now()
 	ctx, cancel := parent, context.CancelFunc(func() {})
 	if p.Timeout > 0 {
 		ctx, cancel = context.WithTimeoutCause(parent, p.Timeout, errTimeout)
 	}
 	defer cancel()
-	c, err := sshx.DialConn(ctx, h.Target, p.Config)
-	if err == nil {
-		err = job(ctx, h, c)
-		if lost := c.Lost(); lost != nil {
-			err = lost
-		}
-		c.Close()
-	}
-	r := classify(parent, ctx, err)
+	r := classify(parent, ctx, job(ctx, h))
 	r.Host, r.Elapsed = h, time.Since(start)
 	return r
 }
@@ -195,6 +204,13 @@ func (r Result) reason() string {
 	case r.Status == Failed && r.Signal != "":
 		return "killed by SIG" + r.Signal
 	case r.Status == Failed && r.ExitCode >= 0:
+		// A job may prefix the exit error with what the remote side said.
+		var ee *ssh.ExitError
+		if errors.As(r.Err, &ee) {
+			if detail, ok := strings.CutSuffix(r.Err.Error(), ": "+ee.Error()); ok {
+				return fmt.Sprintf("exit %d: %s", r.ExitCode, detail)
+			}
+		}
 		return fmt.Sprintf("exit %d", r.ExitCode)
 	case r.Err != nil:
 		msg := r.Err.Error()
