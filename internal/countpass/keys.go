@@ -100,32 +100,41 @@ func runKey(ctx context.Context, o Options, w worker, key string, out *protocol)
 		}
 	}
 	var progress atomic.Int64
-	if o.Progress {
-		stop := make(chan struct{})
-		var tick sync.WaitGroup
-		tick.Add(1)
-		go func() {
-			defer tick.Done()
-			t := time.NewTicker(time.Second)
-			defer t.Stop()
-			for {
-				select {
-				case <-t.C:
-					out.line("progress", key, fmt.Sprint(progress.Load()))
-				case <-stop:
-					return
-				}
-			}
-		}()
-		defer tick.Wait() // after close(stop): no progress line follows the key's ok/err
-		defer close(stop)
-	}
+	stop := reportProgress(o.Progress, key, &progress, out)
 	n, rows, err := w.do(ctx, key, &progress)
+	stop() // before the key's ok/err line: no progress line follows it
 	if err != nil {
 		return err
 	}
 	out.line("ok", key, fmt.Sprint(n), fmt.Sprint(rows))
 	return nil
+}
+
+// reportProgress prints the key's progress once a second (when on) until stop is called.
+func reportProgress(on bool, key string, progress *atomic.Int64, out *protocol) (stop func()) {
+	if !on {
+		return func() {}
+	}
+	done := make(chan struct{})
+	var wg sync.WaitGroup
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		t := time.NewTicker(time.Second)
+		defer t.Stop()
+		for {
+			select {
+			case <-t.C:
+				out.line("progress", key, fmt.Sprint(progress.Load()))
+			case <-done:
+				return
+			}
+		}
+	}()
+	return func() {
+		close(done)
+		wg.Wait()
+	}
 }
 
 // writeAtomic writes path through a temporary dotfile in the same directory, fsyncs and

@@ -1,0 +1,331 @@
+package countpass
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"fmt"
+	"io"
+	"math/rand/v2"
+	"os"
+	"path/filepath"
+	"sort"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/aws/aws-sdk-go-v2/service/s3"
+	"github.com/klauspost/compress/gzip"
+	"github.com/klauspost/compress/zstd"
+	"github.com/parquet-go/parquet-go"
+
+	"ec2kit/internal/awsconf"
+	"ec2kit/internal/cli"
+	"ec2kit/internal/cloudtest"
+	"ec2kit/internal/count"
+	"ec2kit/internal/count/taxigen"
+)
+
+func taxi(era taxigen.Era, size int64, seed uint64) []byte {
+	var b bytes.Buffer
+	taxigen.Write(&b, era, size, seed)
+	return b.Bytes()
+}
+
+// expect is the result file a CSV must give, computed by the kernel's own reader with
+// one worker (the kernel is checked against a plain implementation in its own tests).
+func expect(t *testing.T, csv []byte) string {
+	res, err := count.Reader(bytes.NewReader(csv), 1, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var b strings.Builder
+	res.WriteTo(&b)
+	return b.String()
+}
+
+func gzipped(b []byte) []byte {
+	var buf bytes.Buffer
+	w := gzip.NewWriter(&buf)
+	w.Write(b)
+	w.Close()
+	return buf.Bytes()
+}
+
+func zstded(b []byte) []byte {
+	w, _ := zstd.NewWriter(nil)
+	return w.EncodeAll(b, nil)
+}
+
+type pq struct {
+	VendorID       int64    `parquet:"VendorID"`
+	Pickup         int64    `parquet:"tpep_pickup_datetime"`
+	Dropoff        int64    `parquet:"tpep_dropoff_datetime"`
+	PassengerCount *float64 `parquet:"passenger_count,optional"`
+	TripDistance   float64  `parquet:"trip_distance"`
+}
+
+// parquetObject returns a Parquet file and its expected result.
+func parquetObject(t *testing.T) ([]byte, string) {
+	var rows []pq
+	n := map[string]int{}
+	for i := range 20000 {
+		d := float64(i % 4)
+		p, k := &d, fmt.Sprint(i%4)
+		if i%9 == 0 {
+			p, k = nil, ""
+		}
+		rows = append(rows, pq{2, int64(i), int64(i), p, 3})
+		n[k]++
+	}
+	var buf bytes.Buffer
+	if err := parquet.Write(&buf, rows); err != nil {
+		t.Fatal(err)
+	}
+	var keys []string
+	for k := range n {
+		keys = append(keys, k)
+	}
+	sort.Strings(keys)
+	var want strings.Builder
+	for _, k := range keys {
+		fmt.Fprintf(&want, "%s,%d\n", k, n[k])
+	}
+	return buf.Bytes(), want.String()
+}
+
+func TestFilter(t *testing.T) {
+	dir := t.TempDir()
+	csv := taxi(taxigen.Era2010, 500_000, 1)
+	os.WriteFile(filepath.Join(dir, "a.csv.gz"), gzipped(csv), 0o644)
+	pqb, pqWant := parquetObject(t)
+	os.WriteFile(filepath.Join(dir, "b"), pqb, 0o644)
+	for _, c := range []struct {
+		files []string
+		stdin []byte
+		want  string
+	}{
+		{nil, csv, expect(t, csv)},
+		{nil, zstded(csv), expect(t, csv)},
+		{nil, pqb, pqWant},
+		{[]string{filepath.Join(dir, "a.csv.gz")}, nil, expect(t, csv)},
+		{[]string{filepath.Join(dir, "b")}, nil, pqWant},
+	} {
+		var out bytes.Buffer
+		if err := Run(context.Background(), Options{Files: c.files}, bytes.NewReader(c.stdin), &out); err != nil {
+			t.Fatal(err)
+		}
+		if out.String() != c.want {
+			t.Fatalf("%v: got\n%s\nwant\n%s", c.files, out.String(), c.want)
+		}
+	}
+}
+
+func TestValidKey(t *testing.T) {
+	for _, k := range []string{"trip data/yellow 2015.csv", "a", "a/b/c.csv.gz"} {
+		if validKey(k) != nil {
+			t.Errorf("%q refused", k)
+		}
+	}
+	for _, k := range []string{"", "/a", "a//b", "../x", "a/./b", "a/.hidden", "a\tb", "a/"} {
+		if validKey(k) == nil {
+			t.Errorf("%q accepted", k)
+		}
+	}
+}
+
+// testBucket creates a bucket with objs on the local cloud's S3 and removes it afterwards.
+func testBucket(t *testing.T, objs map[string][]byte) string {
+	t.Helper()
+	cloudtest.Require(t)
+	ctx := context.Background()
+	cfg, err := awsconf.Load(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	c := awsconf.S3(cfg)
+	bucket := fmt.Sprintf("countpass-%d-%d", time.Now().UnixNano(), rand.IntN(1000))
+	if _, err := c.CreateBucket(ctx, &s3.CreateBucketInput{Bucket: &bucket}); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		for k := range objs {
+			c.DeleteObject(ctx, &s3.DeleteObjectInput{Bucket: &bucket, Key: &k})
+		}
+		c.DeleteBucket(ctx, &s3.DeleteBucketInput{Bucket: &bucket})
+	})
+	for k, b := range objs {
+		if _, err := c.PutObject(ctx, &s3.PutObjectInput{Bucket: &bucket, Key: &k, Body: bytes.NewReader(b)}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	return bucket
+}
+
+// session runs countpass with keys fed through a pipe and returns its protocol lines.
+type session struct {
+	in   *io.PipeWriter
+	out  *bufio.Scanner
+	done chan error
+}
+
+func start(o Options) *session {
+	inR, inW := io.Pipe()
+	outR, outW := io.Pipe()
+	s := &session{in: inW, out: bufio.NewScanner(outR), done: make(chan error, 1)}
+	go func() {
+		err := Run(context.Background(), o, inR, outW)
+		outW.Close()
+		s.done <- err
+	}()
+	return s
+}
+
+// send writes keys to countpass's stdin, then closes it when last. It does not wait: the
+// test must read countpass's output meanwhile, or both would block on full pipes.
+func (s *session) send(last bool, keys ...string) {
+	go func() {
+		for _, k := range keys {
+			fmt.Fprintln(s.in, k)
+		}
+		if last {
+			s.in.Close()
+		}
+	}()
+}
+
+func (s *session) next(t *testing.T) []string {
+	t.Helper()
+	for s.out.Scan() {
+		if f := strings.Split(s.out.Text(), "\t"); f[0] != "progress" {
+			return f
+		}
+	}
+	t.Fatal("countpass ended early")
+	return nil
+}
+
+func TestKeys(t *testing.T) {
+	csv15 := taxi(taxigen.Era2015, 3_000_000, 2)
+	csv10 := taxi(taxigen.Era2010, 1_000_000, 3)
+	gz := gzipped(csv10)
+	pqb, pqWant := parquetObject(t)
+	objs := map[string][]byte{
+		"trip data/yellow_tripdata_2015-01.csv":     csv15,
+		"trip data/yellow_tripdata_2012-01.csv":     gz,
+		"trip data/yellow_tripdata_2013-01.csv.zst": zstded(csv10),
+		"trip data/yellow_tripdata_2024-01.parquet": pqb,
+		"trip data/yellow_tripdata_2011-01.csv":     gz[:len(gz)/2],
+		"trip data/yellow_tripdata_binary.csv":      append([]byte("VendorID,a,b,c\n"), 0, 1, 2),
+		"trip data/yellow_tripdata_empty.csv":       nil,
+		"trip data/sub dir/yellow with spaces.csv":  csv10[:5000],
+	}
+	want := map[string]string{
+		"trip data/yellow_tripdata_2015-01.csv":     expect(t, csv15),
+		"trip data/yellow_tripdata_2012-01.csv":     expect(t, csv10),
+		"trip data/yellow_tripdata_2013-01.csv.zst": expect(t, csv10),
+		"trip data/yellow_tripdata_2024-01.parquet": pqWant,
+		"trip data/yellow_tripdata_empty.csv":       "",
+		"trip data/sub dir/yellow with spaces.csv":  expect(t, csv10[:5000]),
+	}
+	bad := map[string]string{
+		"trip data/yellow_tripdata_2011-01.csv": "truncated",
+		"trip data/yellow_tripdata_binary.csv":  "NUL byte",
+		"trip data/yellow_tripdata_missing.csv": "no such key",
+		"elsewhere/x.csv":                       "outside --src",
+		"trip data/../x":                        "path segment",
+	}
+	bucket := testBucket(t, objs)
+	results := t.TempDir()
+	o := Options{Keys: true, Src: "s3://" + bucket + "/trip data/", Results: results, Jobs: 3,
+		PartSize: 256 << 10, Streams: 3, Progress: true}
+	s := start(o)
+	// Keys are read as they come: the first key finishes while stdin is still open.
+	s.send(false, "trip data/yellow_tripdata_2015-01.csv")
+	if f := s.next(t); f[0] != "ok" || f[1] != "trip data/yellow_tripdata_2015-01.csv" || f[2] != fmt.Sprint(len(csv15)) {
+		t.Fatalf("first line %q", f)
+	}
+	var rest []string
+	for k := range want {
+		if k != "trip data/yellow_tripdata_2015-01.csv" {
+			rest = append(rest, k)
+		}
+	}
+	for k := range bad {
+		rest = append(rest, k)
+	}
+	s.send(true, rest...)
+	for range rest {
+		f := s.next(t)
+		switch {
+		case f[0] == "ok" && want[f[1]] != "":
+		case f[0] == "ok" && f[1] == "trip data/yellow_tripdata_empty.csv":
+		case f[0] == "err" && bad[f[1]] != "" && strings.Contains(f[2], bad[f[1]]):
+		default:
+			t.Errorf("unexpected line %q", f)
+		}
+	}
+	if err := <-s.done; cli.CodeOf(err) != cli.ExitFailed {
+		t.Fatalf("exit: %v", err)
+	}
+	for k, w := range want {
+		got, err := os.ReadFile(filepath.Join(results, k))
+		if err != nil || string(got) != w {
+			t.Errorf("%s: got %q %v, want %q", k, got, err, w)
+		}
+	}
+	for k := range bad {
+		if _, err := os.Stat(filepath.Join(results, k)); err == nil {
+			t.Errorf("%s: a failed key left a result", k)
+		}
+	}
+	leftovers, _ := filepath.Glob(filepath.Join(results, "trip data", ".*"))
+	if len(leftovers) > 0 {
+		t.Errorf("temporary files left: %v", leftovers)
+	}
+
+	// --skip-existing reports results that exist as cached and redoes the others.
+	os.Remove(filepath.Join(results, "trip data/yellow_tripdata_2012-01.csv"))
+	o.SkipExisting = true
+	s = start(o)
+	s.send(true, "trip data/yellow_tripdata_2015-01.csv", "trip data/yellow_tripdata_2012-01.csv")
+	got := map[string]string{}
+	for range 2 {
+		f := s.next(t)
+		got[f[1]] = strings.Join(f, " ")
+	}
+	if !strings.HasSuffix(got["trip data/yellow_tripdata_2015-01.csv"], "0 0 cached") ||
+		strings.HasSuffix(got["trip data/yellow_tripdata_2012-01.csv"], "cached") || <-s.done != nil {
+		t.Fatalf("skip-existing: %v", got)
+	}
+
+	// download then count-files gives the same results as --keys.
+	data, results2 := t.TempDir(), t.TempDir()
+	s = start(Options{Download: true, Src: "s3://" + bucket, Data: data, Jobs: 2})
+	keys := []string{"trip data/yellow_tripdata_2012-01.csv", "trip data/yellow_tripdata_2024-01.parquet", "trip data/sub dir/yellow with spaces.csv"}
+	s.send(true, keys...)
+	for range keys {
+		if f := s.next(t); f[0] != "ok" {
+			t.Fatalf("download: %q", f)
+		}
+	}
+	if err := <-s.done; err != nil {
+		t.Fatal(err)
+	}
+	s = start(Options{CountFiles: true, Data: data, Results: results2, Jobs: 2})
+	s.send(true, append(keys, "not/there")...)
+	for range len(keys) + 1 {
+		if f := s.next(t); f[0] != "ok" && f[1] != "not/there" {
+			t.Fatalf("count-files: %q", f)
+		}
+	}
+	if err := <-s.done; cli.CodeOf(err) != cli.ExitFailed {
+		t.Fatalf("count-files exit: %v", err)
+	}
+	for _, k := range keys {
+		got, _ := os.ReadFile(filepath.Join(results2, k))
+		if string(got) != want[k] {
+			t.Errorf("download+count %s: got %q want %q", k, got, want[k])
+		}
+	}
+}
