@@ -21,8 +21,8 @@ import (
 	"strconv"
 )
 
-// MaxLine bounds the memory a line may take: a partial line longer than this while reading
-// is an error (lines up to twice as long may pass). Taxi rows are ~200 bytes; a megabyte
+// MaxLine bounds the memory a line may take: a line longer than this is an error (one up to
+// a block longer may pass). Taxi rows are ~200 bytes; a megabyte
 // "line" means the input is not the CSV we count (binary data with no newlines).
 const MaxLine = 1 << 20
 
@@ -340,14 +340,15 @@ func (res *Result) parallel(s *Splitter, workers, blockSize int) error {
 	for range cap(free) {
 		free <- make([]byte, blockSize+MaxLine)
 	}
-	work := make(chan []byte)
+	type job struct{ blk, buf []byte }
+	work := make(chan job)
 	done := make(chan *Counts)
 	for range workers {
 		go func() {
 			c := &Counts{}
-			for blk := range work {
-				c.lines(blk) // blocks end at a line end: no tail
-				free <- blk[:cap(blk)]
+			for j := range work {
+				c.lines(j.blk) // blocks end at a line end: no tail
+				free <- j.buf
 			}
 			done <- c
 		}()
@@ -367,7 +368,7 @@ func (res *Result) parallel(s *Splitter, workers, blockSize int) error {
 			res.tail(blk)
 			free <- buf
 		} else {
-			work <- blk
+			work <- job{blk, buf}
 		}
 		if final {
 			break
@@ -434,35 +435,33 @@ func NewSplitter(r io.Reader, size int) *Splitter { return &Splitter{r: r, size:
 
 // Next fills buf (len(buf) ≥ size+MaxLine) and returns the complete lines read, ending with
 // "\n". final is true at the end of the stream; the last block may then end without "\n".
+// Each byte is read and searched once, however long the lines.
 func (s *Splitter) Next(buf []byte) (blk []byte, final bool, err error) {
 	n := copy(buf, s.carry)
-	start := n
-	for n < start+s.size && !s.eof {
-		m, err := s.r.Read(buf[n : start+s.size])
-		n += m
-		s.n += int64(m)
-		if errors.Is(err, io.EOF) {
-			s.eof = true
-		} else if err != nil {
-			return nil, false, err
+	start, limit := n, n+s.size // new data goes to buf[start:limit]
+	for {
+		for n < limit && !s.eof {
+			m, err := s.r.Read(buf[n:limit])
+			n += m
+			s.n += int64(m)
+			if errors.Is(err, io.EOF) {
+				s.eof = true
+			} else if err != nil {
+				return nil, false, err
+			}
 		}
-	}
-	if s.eof {
-		s.carry = s.carry[:0]
-		return buf[:n], true, nil
-	}
-	i := bytes.LastIndexByte(buf[start:n], '\n')
-	if i < 0 {
-		if n > MaxLine {
+		if s.eof {
+			s.carry = s.carry[:0]
+			return buf[:n], true, nil
+		}
+		if i := bytes.LastIndexByte(buf[start:n], '\n'); i >= 0 {
+			end := start + i + 1
+			s.carry = append(s.carry[:0], buf[end:n]...)
+			return buf[:end], false, nil
+		}
+		if n > MaxLine { // no line end yet: keep reading, up to the bound
 			return nil, false, ErrLongLine
 		}
-		s.carry = append(s.carry[:0], buf[:n]...)
-		return buf[:0], false, nil
+		start, limit = n, min(n+s.size, len(buf))
 	}
-	end := start + i + 1
-	s.carry = append(s.carry[:0], buf[end:n]...)
-	if len(s.carry) > MaxLine {
-		return nil, false, ErrLongLine
-	}
-	return buf[:end], false, nil
 }
