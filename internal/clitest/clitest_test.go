@@ -16,7 +16,9 @@ import (
 	"github.com/rogpeppe/go-internal/testscript"
 )
 
-var binDir string
+// binDir holds the built commands (and the test data generator, gen-taxi); scriptsDir is
+// the repository's scripts/, last on PATH, for helpers such as taxi-reference.
+var binDir, scriptsDir string
 
 func TestMain(m *testing.M) {
 	os.Exit(run(m))
@@ -30,13 +32,13 @@ func run(m *testing.M) int {
 	defer os.RemoveAll(dir)
 	_, here, _, _ := runtime.Caller(0)
 	root := filepath.Join(filepath.Dir(here), "..", "..")
-	build := exec.Command("go", "build", "-o", dir+"/", "./cmd/...")
+	build := exec.Command("go", "build", "-o", dir+"/", "./cmd/...", "./internal/taxidata/gen-taxi")
 	build.Dir = root
 	build.Stdout, build.Stderr = os.Stderr, os.Stderr
 	if err := build.Run(); err != nil {
 		panic("building the commands: " + err.Error())
 	}
-	binDir = dir
+	binDir, scriptsDir = dir, filepath.Join(root, "scripts")
 	return m.Run()
 }
 
@@ -47,7 +49,7 @@ func TestScripts(t *testing.T) {
 	testscript.Run(t, testscript.Params{
 		Dir: "testdata",
 		Setup: func(env *testscript.Env) error {
-			env.Setenv("PATH", binDir+string(os.PathListSeparator)+env.Getenv("PATH"))
+			env.Setenv("PATH", binDir+string(os.PathListSeparator)+env.Getenv("PATH")+string(os.PathListSeparator)+scriptsDir)
 			env.Setenv("HOME", env.WorkDir)
 			env.Setenv("EC2KIT_HOME", filepath.Join(env.WorkDir, ".ec2kit"))
 			for _, kv := range os.Environ() {

@@ -1,5 +1,5 @@
-// Command gen writes a taxi-like data set (see package taxidata) into a directory, for the
-// demo, tests and benchmarks: `go run ./internal/taxidata/gen --out DIR --size 1G`.
+// Command gen-taxi writes a taxi-like data set (see package taxidata) into a directory, for the
+// demo, tests and benchmarks: `go run ./internal/taxidata/gen-taxi --out DIR --size 1G`.
 package main
 
 import (
@@ -21,7 +21,7 @@ type args struct {
 
 func main() {
 	var a args
-	cli.Main(&a, "gen: write a taxi-like data set", "  go run ./internal/taxidata/gen --out /tmp/taxi --size 64M", func(ctx context.Context) error {
+	cli.Main(&a, "gen-taxi: write a taxi-like data set", "  go run ./internal/taxidata/gen-taxi --out /tmp/taxi --size 64M", func(ctx context.Context) error {
 		size, err := taxidata.ParseSize(a.Size)
 		if err != nil {
 			return cli.Errorf(cli.ExitUsage, "--size: %v", err)
@@ -34,7 +34,7 @@ func main() {
 		if err := taxidata.Write(objs, filepath.Join(a.Out, "data"), filepath.Join(a.Out, "parquet-counts.csv")); err != nil {
 			return cli.Errorf(cli.ExitLocal, "%v", err)
 		}
-		fmt.Fprintf(os.Stderr, "gen: %d objects in %s\n", len(objs), filepath.Join(a.Out, "data"))
+		fmt.Fprintf(os.Stderr, "gen-taxi: %d objects in %s\n", len(objs), filepath.Join(a.Out, "data"))
 		return nil
 	})
 }
