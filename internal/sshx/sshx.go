@@ -36,7 +36,7 @@ type Config struct {
 	Agent          bool          // also offer ssh-agent's keys (SSH_AUTH_SOCK)
 	User           string        // overrides every target's and ~/.ssh/config's user
 	ConnectTimeout time.Duration // TCP connect + SSH handshake + auth, per hop (default 10s)
-	Keepalive      time.Duration // keepalive interval (default 5s; <0 disables)
+	Keepalive      time.Duration // keepalive interval (default 10s; <0 disables)
 	KeepaliveMax   int           // missed keepalives before the link counts as dead (default 3)
 	KnownHosts     string        // known_hosts file (default paths.KnownHosts())
 	SSHConfig      string        // ssh_config file (default ~/.ssh/config; "none" ignores it)
@@ -302,7 +302,8 @@ func (c *Conn) keepalive(cfg *Config) {
 		return
 	}
 	if interval == 0 {
-		interval = 5 * time.Second
+		// Generous: on a badly overloaded client, 5s x 3 declared live hosts dead.
+		interval = 10 * time.Second
 	}
 	max := cfg.KeepaliveMax
 	if max <= 0 {
