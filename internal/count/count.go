@@ -197,10 +197,37 @@ func (c *Counts) lines(p []byte) []byte {
 // index and the index of the first newline before it (or len(p) if p ends first), with k -1
 // when the newline or the end of p comes first.
 //
-// It tests 8 bytes per step (SWAR) for commas and newlines at once: the taxi fields before
-// the key are ~1+19+19 bytes, so a byte loop would take ~40 branchy steps per row, and
-// bytes.IndexByte's call overhead dominates on such short spans.
+// It tests 8 bytes per step (SWAR): the taxi fields before the key are ~1+19+19 bytes, so a
+// byte loop would take ~40 branchy steps per row, and bytes.IndexByte's call overhead
+// dominates on such short spans. The steps look for commas only; whether a newline came
+// first (a short row, rare) is checked once, with one SIMD IndexByte over the span. The
+// fast scan gives up after headScan bytes, so short rows cannot make it run far ahead;
+// thirdCommaExact then handles the row.
 func thirdCommaOrEnd(p []byte, i int) (k, end int) {
+	start, need := i, 3
+	for lim := min(len(p), i+headScan); i+8 <= lim; i += 8 {
+		cm := zeroBytes(binary.LittleEndian.Uint64(p[i:]) ^ commas)
+		if n := bits.OnesCount64(cm); n < need {
+			need -= n
+			continue
+		}
+		for ; need > 1; need-- {
+			cm &= cm - 1
+		}
+		k = i + bits.TrailingZeros64(cm)/8
+		if nl := bytes.IndexByte(p[start:k], '\n'); nl >= 0 {
+			return -1, start + nl
+		}
+		return k, len(p)
+	}
+	return thirdCommaExact(p, start)
+}
+
+// headScan is how far the fast scan looks for the 3rd comma: taxi rows have it at ~45.
+const headScan = 128
+
+// thirdCommaExact is thirdCommaOrEnd watching for newlines at every step.
+func thirdCommaExact(p []byte, i int) (k, end int) {
 	need := 3
 	for ; i+8 <= len(p); i += 8 {
 		w := binary.LittleEndian.Uint64(p[i:])
