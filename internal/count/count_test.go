@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"maps"
 	"runtime"
+	"slices"
 	"strings"
 	"syscall"
 	"testing"
@@ -56,6 +57,15 @@ func check(t *testing.T, data []byte, workers, block int) {
 	}
 	if got.Rows != rows || got.Bytes != int64(len(data)) {
 		t.Fatalf("rows %d bytes %d, want %d %d", got.Rows, got.Bytes, rows, len(data))
+	}
+	if b := Bytes(data, workers); !maps.Equal(b.Map(), want) || b.Skipped != wantSkipped || !bytes.Equal(b.Header, got.Header) {
+		t.Fatalf("Bytes workers=%d input %q: got %v skipped %d", workers, data[:min(len(data), 300)], b.Map(), b.Skipped)
+	}
+	at, err := ReaderAt(bytes.NewReader(data), int64(len(data)), workers, block)
+	if err != nil || !maps.Equal(at.Map(), want) || at.Skipped != wantSkipped || at.Rows != rows ||
+		(len(data) > 0 && !bytes.Equal(at.Header, got.Header)) {
+		t.Fatalf("ReaderAt workers=%d block=%d input %q: got %v skipped %d header %q (%v)",
+			workers, block, data[:min(len(data), 300)], at.Map(), at.Skipped, at.Header, err)
 	}
 }
 
@@ -228,5 +238,23 @@ func TestAppendFields(t *testing.T) {
 	b, _ := Reader(bytes.NewReader(cut), 1, 0)
 	if !maps.Equal(a.Map(), b.Map()) || a.Skipped != b.Skipped {
 		t.Fatalf("counts differ after cut: %v %v", a.Map(), b.Map())
+	}
+}
+
+func TestReaderAt(t *testing.T) {
+	var buf bytes.Buffer
+	taxigen.Write(&buf, taxigen.Era2010, 200_000, 9)
+	inputs := append([]string{buf.String()}, slices.Collect(maps.Values(cases))...)
+	for _, in := range inputs {
+		want, wantSkipped := reference([]byte(in))
+		for _, block := range []int{1, 2, 3, 7, 100, 4096, 0} {
+			for _, w := range []int{1, 3} {
+				got, err := ReaderAt(strings.NewReader(in), int64(len(in)), w, block)
+				if err != nil || !maps.Equal(got.Map(), want) || got.Skipped != wantSkipped {
+					t.Fatalf("block %d workers %d input %.200q: got %v skipped %d (%v), want %v skipped %d",
+						block, w, in, got.Map(), got.Skipped, err, want, wantSkipped)
+				}
+			}
+		}
 	}
 }
