@@ -6,15 +6,15 @@ import (
 	"os"
 
 	"ec2kit/internal/cli"
+	"ec2kit/internal/hosts"
 	"ec2kit/internal/merge"
-	"ec2kit/internal/orchestrate"
 )
 
 type args struct {
 	Selectors []string `arg:"positional" placeholder:"SELECTOR" help:"instance id, Name tag value or key=value tag (several: union; - or a pipe: ids on stdin)"`
 	Keep      string   `arg:"--keep" placeholder:"DIR" help:"keep the pulled results in DIR/<instance-id>/ (default: a temporary directory, removed)"`
 	Partial   bool     `arg:"--partial" help:"sum what there is, with a warning, when a node is unreachable or a key's result is missing or malformed"`
-	orchestrate.SSHFlags
+	hosts.Conn
 	cli.VersionFlag
 }
 
@@ -35,6 +35,6 @@ func main() {
 		if err != nil {
 			return err
 		}
-		return merge.Run(ctx, merge.Options{Selectors: sels, Keep: a.Keep, Partial: a.Partial, SSH: a.SSHFlags}, os.Stdout, os.Stderr)
+		return merge.Run(ctx, merge.Options{Selectors: sels, Keep: a.Keep, Partial: a.Partial, SSH: a.Conn}, os.Stdout, os.Stderr)
 	})
 }

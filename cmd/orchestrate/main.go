@@ -6,6 +6,7 @@ import (
 	"context"
 
 	"ec2kit/internal/cli"
+	"ec2kit/internal/hosts"
 	"ec2kit/internal/orchestrate"
 )
 
@@ -17,7 +18,7 @@ type args struct {
 	Force     bool     `arg:"--force" help:"redo every key: clear the nodes' earlier results first (default: keep and skip them)"`
 	Jobs      int      `arg:"-j,--jobs" help:"keys at once per node (default: the node's cores)"`
 	Yes       bool     `arg:"-y,--yes" help:"do not ask for confirmation when a selector is a name or tag (required without a terminal)"`
-	orchestrate.SSHFlags
+	hosts.Conn
 	cli.VersionFlag
 }
 
@@ -43,6 +44,6 @@ func main() {
 			return err
 		}
 		return orchestrate.Run(ctx, orchestrate.Options{Step: a.Step, Selectors: sels, Src: a.Src, Match: a.Match,
-			Force: a.Force, Jobs: a.Jobs, Yes: a.Yes, SSH: a.SSHFlags})
+			Force: a.Force, Jobs: a.Jobs, Yes: a.Yes, SSH: a.Conn})
 	})
 }

@@ -5,7 +5,6 @@ import (
 	"fmt"
 	"io"
 	"os"
-	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -13,7 +12,7 @@ import (
 
 	"ec2kit/internal/cli"
 	"ec2kit/internal/fleet"
-	"ec2kit/internal/paths"
+	"ec2kit/internal/hosts"
 	"ec2kit/internal/sshx"
 )
 
@@ -22,19 +21,17 @@ import (
 // /mnt is there). It returns the ready instances in order, and an ExitUnreachable error
 // naming the others. A failed --init script is reported on log but does not count.
 func Ready(ctx context.Context, insts []fleet.Instance, private bool, log io.Writer) ([]fleet.Instance, error) {
-	cfg := &sshx.Config{Agent: true}
+	conn := hosts.Conn{Private: private}
+	cfg, err := conn.Config(insts)
+	if err != nil {
+		return nil, err
+	}
 	defer cfg.Close()
 	targets := make([]sshx.Target, len(insts))
 	byID := map[string]fleet.Instance{}
 	for i, in := range insts {
-		targets[i] = sshx.Target{ID: in.ID, Addr: in.Address(private), User: in.User, Name: in.Name}
+		targets[i] = conn.Target(in)
 		byID[in.ID] = in
-		// The key ec2-new made for this instance's key pair, if it is here.
-		if f := paths.KeyFile(in.KeyName); in.KeyName != "" && !slices.Contains(cfg.KeyFiles, f) {
-			if _, err := os.Stat(f); err == nil {
-				cfg.KeyFiles = append(cfg.KeyFiles, f)
-			}
-		}
 	}
 	maxWait := 5 * time.Minute
 	if d, ok := ctx.Deadline(); ok {

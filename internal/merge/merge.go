@@ -12,6 +12,7 @@ import (
 
 	"ec2kit/internal/cli"
 	"ec2kit/internal/fanout"
+	"ec2kit/internal/hosts"
 	"ec2kit/internal/orchestrate"
 	"ec2kit/internal/sshx"
 )
@@ -21,7 +22,7 @@ type Options struct {
 	Selectors []string
 	Keep      string // keep the pulled results here (one directory per instance)
 	Partial   bool   // sum what there is, warning about what is missing
-	SSH       orchestrate.SSHFlags
+	SSH       hosts.Conn
 }
 
 // Run pulls every node's results, sums them and prints `value,count` lines on stdout.

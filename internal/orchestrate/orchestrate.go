@@ -16,6 +16,7 @@ import (
 
 	"ec2kit/internal/cli"
 	"ec2kit/internal/fanout"
+	"ec2kit/internal/hosts"
 	"ec2kit/internal/manifest"
 	"ec2kit/internal/s3stream"
 	"ec2kit/internal/schedule"
@@ -44,7 +45,7 @@ type Options struct {
 	Force     bool   // redo every key, clearing earlier results first
 	Jobs      int    // keys at once per node; 0 = the node's cores
 	Yes       bool
-	SSH       SSHFlags
+	SSH       hosts.Conn
 }
 
 // job is one run.

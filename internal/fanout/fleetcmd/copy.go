@@ -6,60 +6,57 @@ import (
 
 	"ec2kit/internal/cli"
 	"ec2kit/internal/fanout"
+	"ec2kit/internal/hosts"
 	"ec2kit/internal/sshx"
 	"ec2kit/internal/transfer"
 )
 
-// CopyArgs are ec2-scp's flags.
+// CopyArgs are ec2-scp's flags, and ec2-rsync's but for rsync's own.
 type CopyArgs struct {
 	Src       string   `arg:"positional,required" help:"source; a leading ':' marks a remote path"`
 	Dst       string   `arg:"positional,required" help:"destination; a leading ':' marks a remote path"`
 	Selectors []string `arg:"positional" help:"instance ids, Name tags or key=value tags (ids also from stdin)"`
 	Yes       bool     `arg:"--yes" help:"do not ask before pushing to more than one host"`
-	Conn
+	hosts.Conn
+	FanOut
 	cli.VersionFlag
 }
 
 // prepare parses the copy, resolves the hosts and asks before a fleet-wide push.
-func (c *Conn) prepare(ctx context.Context, src, dst string, selectors []string, yes bool) (transfer.Spec, []fanout.Host, *sshx.Config, error) {
-	spec, err := transfer.Parse(src, dst)
+func (a *CopyArgs) prepare(ctx context.Context) (transfer.Spec, []fanout.Host, *sshx.Config, error) {
+	spec, err := transfer.Parse(a.Src, a.Dst)
 	if err != nil {
 		return spec, nil, nil, err
 	}
-	if err := c.Check(); err != nil {
+	if err := a.Check(); err != nil {
 		return spec, nil, nil, err
 	}
-	sels, err := cli.Selectors(selectors)
+	sels, err := cli.Selectors(a.Selectors)
 	if err != nil {
 		return spec, nil, nil, err
 	}
-	insts, err := Resolve(ctx, sels)
+	hs, cfg, err := a.Conn.Resolve(ctx, sels)
 	if err != nil {
 		return spec, nil, nil, err
 	}
-	cfg, err := c.Config(insts)
-	if err != nil {
-		return spec, nil, nil, err
-	}
-	hosts := c.Hosts(insts)
+	a.Relabel(hs)
 	if spec.Push {
-		if err := Confirm("Copy "+spec.Local+" to", hosts, yes); err != nil {
+		if err := Confirm("Copy "+spec.Local+" to", hs, a.Yes); err != nil {
 			cfg.Close()
 			return spec, nil, nil, err
 		}
 	}
-	return spec, hosts, cfg, nil
+	return spec, hs, cfg, nil
 }
 
 // Copy runs ec2-scp: a push to every host, or a pull into Local/<id>/ from every host.
 func Copy(ctx context.Context, a *CopyArgs) error {
-	spec, hosts, cfg, err := a.prepare(ctx, a.Src, a.Dst, a.Selectors, a.Yes)
+	spec, hs, cfg, err := a.prepare(ctx)
 	if err != nil {
 		return err
 	}
 	defer cfg.Close()
-	p := &fanout.Pool{Config: cfg, Parallel: a.Parallel, Timeout: a.Timeout}
-	return Finish(p.Each(ctx, hosts, func(ctx context.Context, h fanout.Host, c *sshx.Conn) error {
+	return Finish(a.Pool(cfg).Each(ctx, hs, func(ctx context.Context, h fanout.Host, c *sshx.Conn) error {
 		if spec.Push {
 			return transfer.Push(ctx, c.Client, spec.Local, spec.Remote)
 		}

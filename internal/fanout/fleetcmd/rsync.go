@@ -24,13 +24,8 @@ import (
 
 // RsyncArgs are ec2-rsync's flags; Extra holds the rsync flags given after "--".
 type RsyncArgs struct {
-	Src       string   `arg:"positional,required" help:"source; a leading ':' marks a remote path"`
-	Dst       string   `arg:"positional,required" help:"destination; a leading ':' marks a remote path"`
-	Selectors []string `arg:"positional" help:"instance ids, Name tags or key=value tags (ids also from stdin)"`
-	Yes       bool     `arg:"--yes" help:"do not ask before pushing to more than one host"`
-	Extra     []string `arg:"-"`
-	Conn
-	cli.VersionFlag
+	CopyArgs
+	Extra []string `arg:"-"`
 }
 
 // transportEnv carries the connection settings from ec2-rsync to the copy of itself that
@@ -77,7 +72,7 @@ func Rsync(ctx context.Context, a *RsyncArgs) error {
 			return cli.Errorf(cli.ExitUsage, "%s: ec2-rsync provides the remote shell itself", x)
 		}
 	}
-	spec, hosts, cfg, err := a.prepare(ctx, a.Src, a.Dst, a.Selectors, a.Yes)
+	spec, hs, cfg, err := a.prepare(ctx)
 	if err != nil {
 		return err
 	}
@@ -87,8 +82,7 @@ func Rsync(ctx context.Context, a *RsyncArgs) error {
 		return cli.Errorf(cli.ExitLocal, "finding ec2-rsync itself: %v", err)
 	}
 	out, _ := fanout.NewOutput(fanout.Prefixed, os.Stdout, os.Stderr, "")
-	p := &fanout.Pool{Config: cfg, Parallel: a.Parallel, Timeout: a.Timeout}
-	return Finish(p.Local(ctx, hosts, func(ctx context.Context, h fanout.Host) error {
+	return Finish(a.Pool(cfg).Local(ctx, hs, func(ctx context.Context, h fanout.Host) error {
 		return rsyncOne(ctx, self, a, spec, cfg, h, out)
 	}, nil))
 }

@@ -14,6 +14,7 @@ import (
 
 	"ec2kit/internal/cli"
 	"ec2kit/internal/fanout"
+	"ec2kit/internal/hosts"
 	"ec2kit/internal/sshx"
 )
 
@@ -27,7 +28,8 @@ type SSHArgs struct {
 	JSON      bool     `arg:"--json" help:"one JSON object per output line and per host result"`
 	Outdir    string   `arg:"--outdir" help:"write each host's output to DIR/<id>.out and DIR/<id>.err"`
 	Yes       bool     `arg:"--yes" help:"do not ask before running on more than one host"`
-	Conn
+	hosts.Conn
+	FanOut
 	cli.VersionFlag
 }
 
@@ -75,23 +77,19 @@ func SSH(ctx context.Context, a *SSHArgs) error {
 			return cli.Errorf(cli.ExitUsage, "--cmd -: empty command on stdin")
 		}
 	}
-	insts, err := Resolve(ctx, sels)
-	if err != nil {
-		return err
-	}
-	cfg, err := a.Config(insts)
+	hs, cfg, err := a.Conn.Resolve(ctx, sels)
 	if err != nil {
 		return err
 	}
 	defer cfg.Close()
-	hosts := a.Hosts(insts)
+	a.Relabel(hs)
 	if a.Cmd == "" {
-		if len(hosts) != 1 {
-			return cli.Errorf(cli.ExitUsage, "--cmd is required with more than one host (%d selected)", len(hosts))
+		if len(hs) != 1 {
+			return cli.Errorf(cli.ExitUsage, "--cmd is required with more than one host (%d selected)", len(hs))
 		}
-		return Interactive(ctx, hosts[0], cfg)
+		return Interactive(ctx, hs[0], cfg)
 	}
-	if err := Confirm("Run on", hosts, a.Yes); err != nil {
+	if err := Confirm("Run on", hs, a.Yes); err != nil {
 		return err
 	}
 	cmd := fanout.Command{Cmd: a.Cmd}
@@ -109,8 +107,7 @@ func SSH(ctx context.Context, a *SSHArgs) error {
 	if err != nil {
 		return cli.Errorf(cli.ExitLocal, "--outdir: %v", err)
 	}
-	p := &fanout.Pool{Config: cfg, Parallel: a.Parallel, Timeout: a.Timeout}
-	return Finish(fanout.RunCommand(ctx, p, hosts, cmd, out))
+	return Finish(fanout.RunCommand(ctx, a.Pool(cfg), hs, cmd, out))
 }
 
 // Interactive opens a login shell on one host: with a pty when stdin is a terminal, else
