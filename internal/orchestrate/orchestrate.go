@@ -244,11 +244,11 @@ func (j *job) countpassCmd(jobs int, skipExisting bool) string {
 	args := []string{j.bin.RemotePath, "--jobs", fmt.Sprint(jobs)}
 	switch j.opts.Step {
 	case Download:
-		args = append(args, "--download", "--src", quote(j.opts.Src), "--data", DataDir)
+		args = append(args, "--download", "--src", fanout.Quote(j.opts.Src), "--data", DataDir)
 	case Count:
 		args = append(args, "--count-files", "--data", DataDir, "--results", ResultsDir)
 	default:
-		args = append(args, "--keys", "--src", quote(j.opts.Src), "--results", ResultsDir)
+		args = append(args, "--keys", "--src", fanout.Quote(j.opts.Src), "--results", ResultsDir)
 	}
 	if skipExisting {
 		args = append(args, "--skip-existing")

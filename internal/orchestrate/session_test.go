@@ -3,6 +3,8 @@ package orchestrate
 import (
 	"strings"
 	"testing"
+
+	"ec2kit/internal/fanout"
 )
 
 func TestParseLine(t *testing.T) {
@@ -36,8 +38,9 @@ func TestLineWriter(t *testing.T) {
 }
 
 func TestQuoteAndIDs(t *testing.T) {
-	if quote("trip data/it's") != `'trip data/it'\''s'` {
-		t.Fatal(quote("trip data/it's"))
+	// S3 keys hold spaces and quotes, and travel to countpass as one shell word.
+	if fanout.Quote("trip data/it's") != `'trip data/it'\''s'` {
+		t.Fatal(fanout.Quote("trip data/it's"))
 	}
 	if !allIDs([]string{"i-1", "i-2"}) || allIDs([]string{"i-1", "web"}) {
 		t.Fatal("allIDs")
