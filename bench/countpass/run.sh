@@ -25,6 +25,7 @@ trap 'kill ${vgw_pid:-} 2>/dev/null || true; rm -rf "$tmp"' EXIT
 data=$tmp/data.csv
 bytes=$(stat -c %s "$data")
 cat "$data" >/dev/null # into the page cache
+load_before=$(cut -d' ' -f1-3 /proc/loadavg)
 export LC_ALL=C
 
 hf() { # name, runs, command: time it with hyperfine, remember the mean
@@ -80,7 +81,7 @@ orig=3
 s3orig=$((s3_first + 2))
 echo "## countpass"
 echo
-echo "$(date -u +%Y-%m-%d), \`bench/countpass/run.sh $size_mb\`: $((bytes >> 20)) MiB of generated taxi CSV (2015 header, ~$((bytes / $(wc -l <"$data"))) bytes/row), \`nproc\` = $(nproc), $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | xargs). Mean of hyperfine runs; ratio = original pipeline's time / this one's."
+echo "$(date -u +%Y-%m-%d), \`bench/countpass/run.sh $size_mb\`: $((bytes >> 20)) MiB of generated taxi CSV (2015 header, ~$((bytes / $(wc -l <"$data"))) bytes/row), \`nproc\` = $(nproc), $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | xargs). Load average before / after: $load_before / $(cut -d' ' -f1-3 /proc/loadavg) (the machine is shared: a load above \`nproc\` slows every row). Mean of hyperfine runs; ratio = original pipeline's time / this one's."
 echo
 echo "| from page cache | seconds | MB/s | vs original | command |"
 echo "| --- | ---: | ---: | ---: | --- |"
