@@ -122,7 +122,7 @@ func (s *supervisor) start(ctx context.Context) (*watcher.Watcher, error) {
 	if err := checkAMIs(ctx, ec2c, ssm.NewFromConfig(cfg)); err != nil {
 		return nil, err
 	}
-	env := append(awsEnv(), "EC2KIT_LOCALCLOUD="+c.RunDir(), "EC2KIT_SUBNET="+subnet, "EC2KIT_VPC="+vpc)
+	env := append(awsEnv(), "EC2KIT_LOCALCLOUD="+c.RunDir(), "EC2KIT_LOCALCLOUD_NAME="+c.Name, "EC2KIT_SUBNET="+subnet, "EC2KIT_VPC="+vpc)
 	w := &watcher.Watcher{
 		Cloud: &watcher.EC2{Client: ec2c, Env: awsEnv(), Hide: []string{c.DiskDir()}},
 		Boot: func(spec sandbox.Spec) (watcher.Host, error) {
