@@ -27,15 +27,19 @@
 //
 // stdout carries one line per event, fields separated by tabs, each line written whole:
 //
-//	ok\t<key>\t<bytes>\t<rows>            the key is done; bytes read from the source
-//	                                      (compressed size for gzip/zstd), rows counted
-//	                                      (--download: lines written)
+//	ok\t<key>\t<bytes>\t<rows>            the key is done; bytes: the source's size as
+//	                                      stored (compressed for gzip/zstd; the whole
+//	                                      object for Parquet, of which only the
+//	                                      passenger_count column is fetched); rows: rows
+//	                                      counted (--download: lines written, header
+//	                                      included)
 //	ok\t<key>\t0\t0\tcached               --skip-existing: the output file already existed
 //	err\t<key>\t<message>                 the key failed; message is one line
 //	progress\t<key>\t<bytes>              --progress only: source bytes read so far, at
 //	                                      most once a second per key, never after its ok/err
 //
-// Readers should ignore line types they do not know. Human messages (skipped-row counts,
+// Lines of different keys interleave in completion order. Readers should ignore line types
+// they do not know. Human messages (skipped-row counts,
 // errors) go to stderr. Exit status: 0 when every key is ok, 1 when some key failed (the
 // others still finish), 2 on a usage error, 4 when the AWS configuration cannot be loaded,
 // 130 when interrupted.
