@@ -39,8 +39,7 @@
 //	                                      most once a second per key, never after its ok/err
 //
 // Lines of different keys interleave in completion order. Readers should ignore line types
-// they do not know. Human messages (skipped-row counts,
-// errors) go to stderr. Exit status: 0 when every key is ok, 1 when some key failed (the
+// they do not know. Human messages (skipped-row counts, errors) go to stderr. Exit status: 0 when every key is ok, 1 when some key failed (the
 // others still finish), 2 on a usage error, 4 when the AWS configuration cannot be loaded,
 // 130 when interrupted.
 package countpass
