@@ -2,7 +2,10 @@
 // and terminates them.
 package fleet
 
-import "time"
+import (
+	"strings"
+	"time"
+)
 
 // Instance is what every command needs to know about one EC2 instance.
 type Instance struct {
@@ -37,4 +40,15 @@ func (i Instance) Label() string {
 		return i.Name + "/" + i.ID
 	}
 	return i.ID
+}
+
+// LoginUser is an image's default login user, from its name, as the distributions set it.
+func LoginUser(imageName string) string {
+	switch n := strings.ToLower(imageName); {
+	case strings.Contains(n, "ubuntu"):
+		return "ubuntu"
+	case strings.HasPrefix(n, "debian"):
+		return "admin"
+	}
+	return "ec2-user"
 }

@@ -12,6 +12,7 @@ import (
 
 	"ec2kit/internal/awsconf"
 	"ec2kit/internal/cli"
+	"ec2kit/internal/fleet"
 )
 
 // image is what a launch needs to know about its AMI.
@@ -36,17 +37,6 @@ var aliases = map[string]alias{
 var archNames = map[string]map[string]string{
 	"x86_64": {"al2023": "x86_64", "ubuntu": "amd64", "debian": "amd64"},
 	"arm64":  {"al2023": "arm64", "ubuntu": "arm64", "debian": "arm64"},
-}
-
-// LoginUser guesses an image's default user from its name, as the distributions set it.
-func LoginUser(imageName string) string {
-	switch n := strings.ToLower(imageName); {
-	case strings.Contains(n, "ubuntu"):
-		return "ubuntu"
-	case strings.HasPrefix(n, "debian"):
-		return "admin"
-	}
-	return "ec2-user"
 }
 
 // findImage resolves --ami for an architecture: an alias's newest image or an ami- id.
@@ -88,7 +78,7 @@ func (l *launcher) findImage(ctx context.Context, ami, arch string) (image, erro
 	})
 	img := image{ID: aws.ToString(newest.ImageId), Name: aws.ToString(newest.Name), User: user, RootDevice: aws.ToString(newest.RootDeviceName)}
 	if img.User == "" {
-		img.User = LoginUser(img.Name)
+		img.User = fleet.LoginUser(img.Name)
 	}
 	return img, nil
 }

@@ -11,6 +11,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/ec2"
 	"github.com/aws/aws-sdk-go-v2/service/ec2/types"
 
+	"ec2kit/internal/fleet"
 	"ec2kit/internal/localcloud/sandbox"
 )
 
@@ -77,17 +78,6 @@ func (c *EC2) Spec(ctx context.Context, in Instance) (sandbox.Spec, error) {
 	return s, nil
 }
 
-// LoginUser is the default user of an AMI, by its name, as the distributions set it.
-func LoginUser(imageName string) string {
-	switch n := strings.ToLower(imageName); {
-	case strings.Contains(n, "ubuntu"):
-		return "ubuntu"
-	case strings.HasPrefix(n, "debian"):
-		return "admin"
-	}
-	return "ec2-user"
-}
-
 func (c *EC2) loginUser(ctx context.Context, imageID string) (string, error) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
@@ -105,7 +95,7 @@ func (c *EC2) loginUser(ctx context.Context, imageID string) (string, error) {
 	if c.users == nil {
 		c.users = map[string]string{}
 	}
-	c.users[imageID] = LoginUser(name)
+	c.users[imageID] = fleet.LoginUser(name)
 	return c.users[imageID], nil
 }
 

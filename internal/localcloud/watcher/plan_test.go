@@ -4,6 +4,7 @@ import (
 	"reflect"
 	"testing"
 
+	"ec2kit/internal/fleet"
 	"ec2kit/internal/localcloud/sandbox"
 )
 
@@ -66,7 +67,7 @@ func TestLoginUser(t *testing.T) {
 		"debian-12-amd64-20250101-1000":                                  "admin",
 		"":                                                               "ec2-user",
 	} {
-		if got := LoginUser(name); got != want {
+		if got := fleet.LoginUser(name); got != want {
 			t.Errorf("%q: got %s, want %s", name, got, want)
 		}
 	}
