@@ -4,13 +4,20 @@
 # plain sshd processes on 127.2.0.x:22, each with its own /mnt (a bind mount), inside a
 # private network namespace: no packet leaves the machine. Needs root.
 #   bench/fanout/run.sh [SIZES...]      (default: 10 50 200)
-# Appends a "fan-out" section to bench/RESULTS.md.
+# Every tool gets a fan-out equal to the host count (parallel-ssh -p N, pdsh -f N, clush -f N,
+# ec2kit -parallel N). Root's login files are blanked inside the bench's mount namespace, so
+# every login is that of a fresh host rather than of this machine's (a pyenv .bashrc here
+# cost 0.3 s of CPU per login, the same for every tool, and drowned what is measured).
+# Prints the "fan-out" table of bench/RESULTS.md.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 if [ "${FANBENCH_INNER:-}" != 1 ]; then
   exec env FANBENCH_INNER=1 unshare --net --mount --propagation private -- "$0" "$@"
 fi
 ip link set lo up
+for f in "$HOME/.bashrc" "$HOME/.profile" "$HOME/.bash_profile"; do
+  if [ -e "$f" ]; then mount --bind /dev/null "$f"; fi
+done
 sizes=("${@:-10}")
 [ $# -gt 0 ] || sizes=(10 50 200)
 max=${sizes[-1]}
@@ -56,27 +63,29 @@ mkdir -p "$w/clush"
 printf '[Main]\nfanout: 256\nconnect_timeout: 30\ncommand_timeout: 0\nssh_options: %s\nscp_options: %s\n' "$sshopts" "$sshopts" > "$w/clush/clush.conf"
 export CLUSTERSHELL_CFGDIR="$w/clush"
 
-time_it() { # prints wall seconds of "$@", or FAIL
+time_it() { # prints wall seconds of "$@", or FAIL (also past FANBENCH_LIMIT seconds)
   local t0 t1
   t0=$(date +%s.%N)
-  if "$@" >/dev/null 2>"$w/err"; then t1=$(date +%s.%N); echo "$t1 - $t0" | bc -l | xargs printf '%.2f'
+  if timeout "${FANBENCH_LIMIT:-1200}" "$@" >/dev/null 2>"$w/err"; then t1=$(date +%s.%N); echo "$t1 - $t0" | bc -l | xargs printf '%.2f'
   else echo FAIL; tail -3 "$w/err" >&2; fi
 }
 clean() { rm -rf "$w"/mnt/*/payload; sync; }
 
+load=$(cut -d' ' -f1 /proc/loadavg)
 results=()
 for n in "${sizes[@]}"; do
   head -n "$n" "$w/all" > "$w/hosts"
   list=$(paste -sd, "$w/hosts")
+  ours=("$w/driver" -hosts "$w/hosts" -key "$w/key" -known-hosts "$w/known_hosts" -parallel "$n")
   r=("$n")
-  r+=("$(time_it "$w/driver" -hosts "$w/hosts" -key "$w/key" -known-hosts "$w/known_hosts" -cmd true)")
-  r+=("$(time_it parallel-ssh -h "$w/hosts" -p 256 -t 0 -l root -x "$sshopts" true)")
-  r+=("$(time_it pdsh -R ssh -f 256 -l root -w "^$w/hosts" true)")
-  r+=("$(time_it clush -l root -w "$list" true)")
-  clean; r+=("$(time_it "$w/driver" -hosts "$w/hosts" -key "$w/key" -known-hosts "$w/known_hosts" -push "$w/payload" -dest /mnt/)")
-  clean; r+=("$(time_it parallel-scp -h "$w/hosts" -p 256 -t 0 -l root -x "$sshopts" "$w/payload" /mnt/)")
-  clean; r+=("$(time_it pdcp -R ssh -f 256 -l root -w "^$w/hosts" "$w/payload" /mnt/)")
-  clean; r+=("$(time_it clush -l root -w "$list" --copy "$w/payload" --dest /mnt/)")
+  r+=("$(time_it "${ours[@]}" -cmd true)")
+  r+=("$(time_it parallel-ssh -h "$w/hosts" -p "$n" -t 0 -l root -x "$sshopts" true)")
+  r+=("$(time_it pdsh -R ssh -f "$n" -l root -w "^$w/hosts" true)")
+  r+=("$(time_it clush -f "$n" -l root -w "$list" true)")
+  clean; r+=("$(time_it "${ours[@]}" -push "$w/payload" -dest /mnt/)")
+  clean; r+=("$(time_it parallel-scp -h "$w/hosts" -p "$n" -t 0 -l root -x "$sshopts" "$w/payload" /mnt/)")
+  clean; r+=("$(time_it pdcp -R ssh -f "$n" -l root -w "^$w/hosts" "$w/payload" /mnt/)")
+  clean; r+=("$(time_it clush -f "$n" -l root -w "$list" --copy "$w/payload" --dest /mnt/)")
   clean
   echo "${r[*]}" >&2
   results+=("${r[*]}")
@@ -92,7 +101,7 @@ print("n/a" if o=="FAIL" or not v else "%.2fx" % (min(v)/float(o)))' "$@"
   echo
   echo "## fan-out"
   echo
-  echo "\`bench/fanout/run.sh ${sizes[*]}\` on $(nproc) cores, $(date -u +%Y-%m-%d). Wall seconds; hosts are plain"
+  echo "\`bench/fanout/run.sh ${sizes[*]}\` on $(nproc) cores, $(date -u +%Y-%m-%d), load average $load at the start. Wall seconds; hosts are plain"
   echo "OpenSSH sshd on loopback in a private netns. ec2kit is the ec2-ssh/ec2-scp code path"
   echo "(bench/fanout/driver: internal/fanout + internal/transfer without the EC2 lookup). Speed-up ="
   echo "fastest other tool / ec2kit (above 1 means ec2kit is faster)."
@@ -104,4 +113,4 @@ print("n/a" if o=="FAIL" or not v else "%.2fx" % (min(v)/float(o)))' "$@"
     echo "| $1 | \`--cmd true\` | $2 | $3 | $4 | $5 | $(ratio $2 $3 $4 $5) |"
     echo "| $1 | push 100 MB | $6 | $7 | $8 | $9 | $(ratio $6 $7 $8 $9) |"
   done
-} | tee -a bench/RESULTS.md
+}
