@@ -126,8 +126,10 @@ func TestWaitReady(t *testing.T) {
 	if len(ready) != 2 || cli.CodeOf(err) != cli.ExitUnreachable || !strings.Contains(err.Error(), f.Hosts[2].Target.ID) {
 		t.Fatalf("ready %v err %v", ready, err)
 	}
-	go func() { time.Sleep(time.Second); f.Hosts[2].Start(t) }()
+	started := make(chan struct{}) // the host's cleanup must see what Start wrote
+	go func() { time.Sleep(time.Second); f.Hosts[2].Start(t); close(started) }()
 	ready, err = sshx.WaitReady(context.Background(), f.Targets(), f.Config(), 10*time.Second)
+	<-started
 	if len(ready) != 3 || err != nil {
 		t.Fatalf("ready %v err %v", ready, err)
 	}
