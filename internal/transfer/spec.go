@@ -8,6 +8,7 @@ import (
 	"strings"
 
 	"ec2kit/internal/cli"
+	"ec2kit/internal/fanout"
 )
 
 // Spec is one copy: Push sends Local to Remote on every host; a pull fetches Remote from
@@ -60,9 +61,7 @@ func shellPath(p string) string {
 		return `"$HOME"`
 	}
 	if rest, ok := strings.CutPrefix(p, "~/"); ok {
-		return `"$HOME"/` + quote(rest)
+		return `"$HOME"/` + fanout.Quote(rest)
 	}
-	return quote(p)
+	return fanout.Quote(p)
 }
-
-func quote(s string) string { return "'" + strings.ReplaceAll(s, "'", `'\''`) + "'" }

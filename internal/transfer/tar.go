@@ -51,7 +51,7 @@ func Push(ctx context.Context, c *ssh.Client, local, remote string) error {
 	if err != nil {
 		return err
 	}
-	cmd := "sh -c " + quote(pushScript) + " ec2kit " + shellPath(remote) + " " + quote(name)
+	cmd := "sh -c " + fanout.Quote(pushScript) + " ec2kit " + shellPath(remote) + " " + fanout.Quote(name)
 	if err := s.Start(fanout.Wrap(cmd)); err != nil {
 		return err
 	}
@@ -145,7 +145,7 @@ func Pull(ctx context.Context, c *ssh.Client, remote, dir string) error {
 		cmd = "tar -c -f - -C " + shellPath(remote) + " ."
 	} else {
 		p := path.Clean(remote)
-		cmd = "tar -c -f - -C " + shellPath(path.Dir(p)) + " -- " + quote(path.Base(p))
+		cmd = "tar -c -f - -C " + shellPath(path.Dir(p)) + " -- " + fanout.Quote(path.Base(p))
 	}
 	s, err := c.NewSession()
 	if err != nil {
