@@ -40,6 +40,20 @@ func Push(ctx context.Context, c *ssh.Client, local, remote string) error {
 	if strings.HasSuffix(local, "/") {
 		name = ""
 	}
+	cmd := "sh -c " + fanout.Quote(pushScript) + " ec2kit " + shellPath(remote) + " " + fanout.Quote(name)
+	return run(ctx, c, cmd, func(s *ssh.Session) (func() error, error) {
+		in, err := s.StdinPipe()
+		return func() error {
+			defer in.Close()
+			return writeTar(in, local, name)
+		}, err
+	})
+}
+
+// run runs cmd on c under the watchdog: setup wires the session's pipes and returns the
+// local half of the transfer, which runs while the remote command does. The end of ctx
+// closes the session; the error prefers the remote side's story.
+func run(ctx context.Context, c *ssh.Client, cmd string, setup func(*ssh.Session) (func() error, error)) error {
 	s, err := c.NewSession()
 	if err != nil {
 		return err
@@ -47,20 +61,17 @@ func Push(ctx context.Context, c *ssh.Client, local, remote string) error {
 	defer s.Close()
 	var stderr bytes.Buffer
 	s.Stderr = &stderr
-	in, err := s.StdinPipe()
+	work, err := setup(s)
 	if err != nil {
 		return err
 	}
-	cmd := "sh -c " + fanout.Quote(pushScript) + " ec2kit " + shellPath(remote) + " " + fanout.Quote(name)
 	if err := s.Start(fanout.Wrap(cmd)); err != nil {
 		return err
 	}
 	stop := context.AfterFunc(ctx, func() { s.Close() })
 	defer stop()
-	werr := writeTar(in, local, name)
-	in.Close()
-	err = s.Wait()
-	return remoteErr(err, werr, &stderr)
+	lerr := work()
+	return remoteErr(s.Wait(), lerr, &stderr)
 }
 
 // remoteErr prefers the remote side's story (its stderr), then a local write error.
@@ -147,31 +158,16 @@ func Pull(ctx context.Context, c *ssh.Client, remote, dir string) error {
 		p := path.Clean(remote)
 		cmd = "tar -c -f - -C " + shellPath(path.Dir(p)) + " -- " + fanout.Quote(path.Base(p))
 	}
-	s, err := c.NewSession()
-	if err != nil {
-		return err
-	}
-	defer s.Close()
-	var stderr bytes.Buffer
-	s.Stderr = &stderr
-	out, err := s.StdoutPipe()
-	if err != nil {
-		return err
-	}
-	if err := s.Start(fanout.Wrap(cmd)); err != nil {
-		return err
-	}
-	stop := context.AfterFunc(ctx, func() { s.Close() })
-	defer stop()
-	rerr := extract(bufio.NewReaderSize(out, bufSize), dir)
-	if rerr != nil {
-		s.Close()
-	}
-	err = s.Wait()
-	if rerr != nil && err == nil {
-		return rerr
-	}
-	return remoteErr(err, rerr, &stderr)
+	return run(ctx, c, cmd, func(s *ssh.Session) (func() error, error) {
+		out, err := s.StdoutPipe()
+		return func() error {
+			err := extract(bufio.NewReaderSize(out, bufSize), dir)
+			if err != nil {
+				s.Close() // stop the remote tar: nothing reads its output any more
+			}
+			return err
+		}, err
+	})
 }
 
 // extract unpacks a tar stream under dir, refusing entries that would land outside it.
