@@ -6,20 +6,16 @@ import (
 	"context"
 	"fmt"
 	"io"
-	"math/rand/v2"
 	"os"
 	"path/filepath"
 	"sort"
 	"strings"
 	"testing"
-	"time"
 
-	"github.com/aws/aws-sdk-go-v2/service/s3"
 	"github.com/klauspost/compress/gzip"
 	"github.com/klauspost/compress/zstd"
 	"github.com/parquet-go/parquet-go"
 
-	"ec2kit/internal/awsconf"
 	"ec2kit/internal/cli"
 	"ec2kit/internal/cloudtest"
 	"ec2kit/internal/count"
@@ -132,34 +128,6 @@ func TestValidKey(t *testing.T) {
 			t.Errorf("%q accepted", k)
 		}
 	}
-}
-
-// testBucket creates a bucket with objs on the local cloud's S3 and removes it afterwards.
-func testBucket(t *testing.T, objs map[string][]byte) string {
-	t.Helper()
-	cloudtest.Require(t)
-	ctx := context.Background()
-	cfg, err := awsconf.Load(ctx)
-	if err != nil {
-		t.Fatal(err)
-	}
-	c := awsconf.S3(cfg)
-	bucket := fmt.Sprintf("countpass-%d-%d", time.Now().UnixNano(), rand.IntN(1000))
-	if _, err := c.CreateBucket(ctx, &s3.CreateBucketInput{Bucket: &bucket}); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		for k := range objs {
-			c.DeleteObject(ctx, &s3.DeleteObjectInput{Bucket: &bucket, Key: &k})
-		}
-		c.DeleteBucket(ctx, &s3.DeleteBucketInput{Bucket: &bucket})
-	})
-	for k, b := range objs {
-		if _, err := c.PutObject(ctx, &s3.PutObjectInput{Bucket: &bucket, Key: &k, Body: bytes.NewReader(b)}); err != nil {
-			t.Fatal(err)
-		}
-	}
-	return bucket
 }
 
 // session runs countpass with keys fed through a pipe and returns its protocol lines.
@@ -328,4 +296,10 @@ func TestKeys(t *testing.T) {
 			t.Errorf("download+count %s: got %q want %q", k, got, want[k])
 		}
 	}
+}
+
+// testBucket is a fresh bucket of the local cloud holding objs.
+func testBucket(t *testing.T, objs map[string][]byte) string {
+	_, b := cloudtest.Bucket(t, "countpass", objs)
+	return b
 }

@@ -8,41 +8,9 @@ import (
 	"io"
 	"math/rand/v2"
 	"testing"
-	"time"
 
-	"github.com/aws/aws-sdk-go-v2/service/s3"
-
-	"ec2kit/internal/awsconf"
 	"ec2kit/internal/cloudtest"
 )
-
-// NewTestBucket creates a bucket with a unique name on the local cloud's S3, holding objs,
-// and removes it when the test ends.
-func newTestBucket(t *testing.T, objs map[string][]byte) *Client {
-	t.Helper()
-	cloudtest.Require(t)
-	ctx := context.Background()
-	cfg, err := awsconf.Load(ctx)
-	if err != nil {
-		t.Fatal(err)
-	}
-	c := &Client{S3: awsconf.S3(cfg), Bucket: fmt.Sprintf("s3stream-%d-%d", time.Now().UnixNano(), rand.IntN(1000))}
-	if _, err := c.S3.CreateBucket(ctx, &s3.CreateBucketInput{Bucket: &c.Bucket}); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		for k := range objs {
-			c.S3.DeleteObject(ctx, &s3.DeleteObjectInput{Bucket: &c.Bucket, Key: &k})
-		}
-		c.S3.DeleteBucket(ctx, &s3.DeleteBucketInput{Bucket: &c.Bucket})
-	})
-	for k, b := range objs {
-		if _, err := c.S3.PutObject(ctx, &s3.PutObjectInput{Bucket: &c.Bucket, Key: &k, Body: bytes.NewReader(b)}); err != nil {
-			t.Fatal(err)
-		}
-	}
-	return c
-}
 
 func randomBytes(n int) []byte {
 	b := make([]byte, n)
@@ -125,4 +93,10 @@ func TestParseURL(t *testing.T) {
 			t.Errorf("ParseURL(%q) = %s, want %s", in, got, want)
 		}
 	}
+}
+
+// newTestBucket is a Client on a fresh bucket of the local cloud holding objs.
+func newTestBucket(t *testing.T, objs map[string][]byte) *Client {
+	s3c, b := cloudtest.Bucket(t, "s3stream", objs)
+	return &Client{S3: s3c, Bucket: b}
 }
