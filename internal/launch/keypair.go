@@ -16,6 +16,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/ec2"
 	"github.com/aws/aws-sdk-go-v2/service/ec2/types"
 	"github.com/aws/aws-sdk-go-v2/service/sts"
+	"github.com/aws/smithy-go"
 	"golang.org/x/crypto/ssh"
 
 	"ec2kit/internal/awsconf"
@@ -86,10 +87,20 @@ func (l *launcher) ensureKey(ctx context.Context) (string, error) {
 			return "", err
 		}
 	}
-	_, err = l.ec2.ImportKeyPair(ctx, &ec2.ImportKeyPairInput{
-		KeyName:           aws.String(name),
-		PublicKeyMaterial: ssh.MarshalAuthorizedKey(signer.PublicKey()),
-	})
+	pub := ssh.MarshalAuthorizedKey(signer.PublicKey())
+	_, err = l.ec2.ImportKeyPair(ctx, &ec2.ImportKeyPairInput{KeyName: aws.String(name), PublicKeyMaterial: pub})
+	var ae smithy.APIError
+	if len(local) == 0 && errors.As(err, &ae) && ae.ErrorCode() == "InvalidKeyPair.Duplicate" {
+		// Another machine (another EC2KIT_HOME) made a key pair of this name between our look
+		// and our import: keep ours under a name of its own.
+		alt := base + "-" + randomHex(3)
+		if err := os.Rename(paths.KeyFile(name), paths.KeyFile(alt)); err != nil {
+			return "", cli.Errorf(cli.ExitLocal, "key file: %v", err)
+		}
+		fmt.Fprintf(l.log, "ec2-new: key pair %s was just made elsewhere: making %s\n", name, alt)
+		name = alt
+		_, err = l.ec2.ImportKeyPair(ctx, &ec2.ImportKeyPairInput{KeyName: aws.String(name), PublicKeyMaterial: pub})
+	}
 	if err != nil {
 		return "", awsconf.Err("ImportKeyPair", err)
 	}
