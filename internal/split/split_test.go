@@ -191,31 +191,35 @@ func TestLongLineStreams(t *testing.T) {
 	const long = 100 << 20
 	const rest = "\nend\n"
 	size := int64(long + len(rest))
+	s := &source{}
 	open := func(_ context.Context, off int64) (io.ReadCloser, error) {
-		if off >= long {
-			return io.NopCloser(strings.NewReader(rest[off-long:])), nil
-		}
-		return io.NopCloser(io.MultiReader(io.LimitReader(xs{}, long-off), strings.NewReader(rest))), nil
+		r := io.MultiReader(io.LimitReader(xs{}, max(0, long-off)), strings.NewReader(rest[max(0, off-long):]))
+		return &counted{r: r, s: s}, nil
 	}
 	for _, tc := range []struct {
 		r         Range
 		header    bool
 		wantBytes int64
 		wantEnd   string
+		maxRead   int64 // of the source
 	}{
-		{Range{0, 0, 1 << 20}, false, long + 1, "x\n"},
-		{Range{1, 1 << 20, 2 << 20}, false, 0, ""},
-		{Range{2, long - 10, size}, false, 4, "end\n"},
-		{Range{2, long - 10, size}, true, long + 1 + 4, "x\nend\n"},
+		{Range{0, 0, 1 << 20}, false, long + 1, "x\n", long + 1 + bufSize},
+		{Range{1, 1 << 20, 2 << 20}, false, 0, "", 1<<20 + 1 + bufSize}, // no line starts in it
+		{Range{2, long - 10, size}, false, 4, "end\n", 20},
+		{Range{2, long - 10, size}, true, long + 1 + 4, "x\nend\n", size + 20},
 	} {
 		var before, after runtime.MemStats
 		runtime.ReadMemStats(&before)
+		s.read = 0
 		p := Piece(context.Background(), open, size, tc.r, tc.header)
 		end := &tailWriter{}
 		n, err := io.Copy(end, p)
 		runtime.ReadMemStats(&after)
 		if err != nil || n != tc.wantBytes || !strings.HasSuffix(string(end.last), tc.wantEnd) {
 			t.Errorf("piece %v header %v: %d bytes ending %q, %v; want %d bytes ending %q", tc.r, tc.header, n, end.last, err, tc.wantBytes, tc.wantEnd)
+		}
+		if s.read > tc.maxRead {
+			t.Errorf("piece %v header %v read %d bytes of the source, want at most %d", tc.r, tc.header, s.read, tc.maxRead)
 		}
 		if alloc := after.TotalAlloc - before.TotalAlloc; alloc > 4<<20 {
 			t.Errorf("piece %v header %v allocated %d bytes: the line was held, not streamed", tc.r, tc.header, alloc)
