@@ -53,7 +53,7 @@ func Plan(size, pieceSize int64) []Range {
 type Opener func(ctx context.Context, off int64) (io.ReadCloser, error)
 
 // ErrShort reports a source that ended before the object's size.
-var ErrShort = errors.New("split: object ended before its size")
+var ErrShort = errors.New("split: source ended before the object's size")
 
 // bufSize bounds what a piece holds of a line it skips or finishes: lines of any length stream.
 const bufSize = 64 << 10
@@ -61,7 +61,8 @@ const bufSize = 64 << 10
 // Piece returns a reader of r's piece of an object of size bytes: with header, every piece but
 // the first (Start > 0) is preceded by the object's first line. The source is opened on the
 // first Read (so errors from open arrive there), read no further than the piece needs, and
-// closed as soon as the piece has ended, or by Close.
+// closed as soon as the piece has ended, or by Close. r needs 0 <= Start <= End; an End past
+// size means size.
 func Piece(ctx context.Context, open Opener, size int64, r Range, header bool) io.ReadCloser {
 	p := &piece{ctx: ctx, open: open, size: size}
 	if header && r.Start > 0 {
@@ -184,7 +185,7 @@ func (p *piece) eof(err error) error {
 		return err
 	}
 	if p.pos < p.size {
-		return fmt.Errorf("source ended at byte %d of %d: %w", p.pos, p.size, ErrShort)
+		return fmt.Errorf("%w (at byte %d of %d)", ErrShort, p.pos, p.size)
 	}
 	return nil
 }
