@@ -22,16 +22,17 @@ type args struct {
 	Jobs         int      `arg:"-j,--jobs" help:"keys processed at once [default: number of CPUs]"`
 	Streams      int      `arg:"--streams" default:"6" help:"ranged GETs in flight per object"`
 	PartMiB      int64    `arg:"--part-mib" default:"8" help:"size of each ranged GET, MiB"`
-	SkipExisting bool     `arg:"--skip-existing" help:"skip keys whose output file exists (reported ok ... cached)"`
 	Progress     bool     `arg:"--progress" help:"print progress lines (source bytes read) once a second per key"`
+	Hold         string   `arg:"--hold" placeholder:"DIR" help:"take the lock of job directory DIR, print locked (or busy), keep it until stdin ends"`
 }
 
 const examples = `  countpass < yellow_tripdata_2015-01.csv
   countpass yellow_tripdata_2015-01.csv.gz yellow_tripdata_2024-01.parquet
   printf 'trip data/yellow_tripdata_2015-01.csv\n' | countpass --keys --src 's3://nyc-tlc/trip data/'
 
-With --keys/--download/--count-files, stdout has one line per key for the orchestrator:
-  ok<TAB>KEY<TAB>BYTES<TAB>ROWS[<TAB>cached]   err<TAB>KEY<TAB>MESSAGE   progress<TAB>KEY<TAB>BYTES`
+With --keys/--download/--count-files, items (or bare keys) come on stdin, and stdout has one
+event line per item for the orchestrator (the protocol is documented in internal/nodejob):
+  ok<TAB>ID<TAB>BYTES<TAB>ROWS<TAB>SKIPPED   err<TAB>ID<TAB>CLASS<TAB>MESSAGE   progress<TAB>ID<TAB>BYTES`
 
 func main() {
 	var a args
@@ -40,7 +41,7 @@ func main() {
 			return countpass.Run(ctx, countpass.Options{
 				Files: a.Files, Keys: a.Keys, Download: a.Download, CountFiles: a.CountFiles,
 				Src: a.Src, Results: a.Results, Data: a.Data, Jobs: a.Jobs, Streams: a.Streams,
-				PartSize: a.PartMiB << 20, SkipExisting: a.SkipExisting, Progress: a.Progress,
+				PartSize: a.PartMiB << 20, Progress: a.Progress, Hold: a.Hold,
 			}, os.Stdin, os.Stdout)
 		})
 }

@@ -15,6 +15,8 @@ type args struct {
 	Selectors []string `arg:"positional" placeholder:"SELECTOR" help:"instance id, Name tag value or key=value tag (several: union; - or a pipe: ids on stdin)"`
 	Src       string   `arg:"--src" default:"s3://nyc-tlc/trip data/" help:"S3 prefix holding the objects"`
 	Match     string   `arg:"--match" default:"yellow" help:"only keys containing this string"`
+	Job       string   `arg:"--job" placeholder:"NAME" help:"the job's name: its directory on the nodes (default: derived from the step, source, match and column)"`
+	Input     string   `arg:"--input" placeholder:"JOB" help:"count: the download job to read (default: the newest on the nodes)"`
 	Force     bool     `arg:"--force" help:"redo every key: clear the nodes' earlier results first (default: keep and skip them)"`
 	Jobs      int      `arg:"-j,--jobs" help:"keys at once per node (default: the node's cores)"`
 	Yes       bool     `arg:"-y,--yes" help:"do not ask for confirmation when a selector is a name or tag (required without a terminal)"`
@@ -32,9 +34,12 @@ const examples = `  ids=$(ec2-new --num 4 --type i3en.2xlarge)
 countpass (next to this binary, or on PATH) is copied to each node over SSH. Keys go out
 largest first, a few per node at a time, so fast nodes take more. If a node dies, the keys
 it held (finished or not) are redone on the others; the job succeeds if every key ends up
-done on a live node. Every node keeps the job manifest in /mnt/results/.manifest; a re-run
-skips keys whose results exist. Progress is shown when stderr is a terminal; a final line
-with totals and wall time is always printed on stderr.`
+done on a live node. Each job lives in a directory of its own on every node,
+/mnt/results/<job>/ (download: /mnt/data/<job>/), with its manifest (.manifest) and a lock
+that refuses a second run of the same job at once. A re-run of the same job skips keys whose
+results exist and whose object (size, ETag) is unchanged; a job over another source, match
+or column is another job and never reuses these. Progress is shown when stderr is a
+terminal; a final line with totals and wall time is always printed on stderr.`
 
 func main() {
 	var a args
@@ -44,6 +49,6 @@ func main() {
 			return err
 		}
 		return orchestrate.Run(ctx, orchestrate.Options{Step: a.Step, Selectors: sels, Src: a.Src, Match: a.Match,
-			Force: a.Force, Jobs: a.Jobs, Yes: a.Yes, SSH: a.Conn})
+			Job: a.Job, Input: a.Input, Force: a.Force, Jobs: a.Jobs, Yes: a.Yes, SSH: a.Conn})
 	})
 }

@@ -9,7 +9,6 @@ import (
 	"net/http"
 	"os"
 	"runtime"
-	"strings"
 	"syscall"
 
 	awshttp "github.com/aws/aws-sdk-go-v2/aws/transport/http"
@@ -18,6 +17,7 @@ import (
 	"ec2kit/internal/cli"
 	"ec2kit/internal/count"
 	"ec2kit/internal/decode"
+	"ec2kit/internal/nodejob"
 	"ec2kit/internal/s3stream"
 )
 
@@ -33,8 +33,8 @@ type Options struct {
 	Jobs         int
 	Streams      int   // ranged GETs in flight per object
 	PartSize     int64 // bytes per ranged GET
-	SkipExisting bool
 	Progress     bool
+	Hold         string // hold the lock of this job directory until stdin ends
 }
 
 // Run runs countpass with stdin and stdout as given (stderr is os.Stderr).
@@ -46,6 +46,8 @@ func Run(ctx context.Context, o Options, stdin io.Reader, stdout io.Writer) erro
 		}
 	}
 	switch {
+	case o.Hold != "":
+		return hold(o.Hold, stdin, stdout)
 	case modes > 1:
 		return cli.Errorf(cli.ExitUsage, "--keys, --download and --count-files exclude each other")
 	case modes == 1 && len(o.Files) > 0:
@@ -95,20 +97,34 @@ func filter(files []string, stdin io.Reader, stdout io.Writer) error {
 		}
 		total.Merge(c)
 	}
-	reportSkipped("", total.Skipped)
+	reportSkipped(total.Skipped)
 	bw := bufio.NewWriter(stdout)
 	total.WriteTo(bw)
 	return bw.Flush()
 }
 
-func reportSkipped(key string, n uint64) {
-	if n == 0 {
-		return
+func reportSkipped(n uint64) {
+	if n > 0 {
+		fmt.Fprintf(os.Stderr, "countpass: skipped %d row(s) with fewer than 4 fields\n", n)
 	}
-	if key != "" {
-		key += ": "
+}
+
+// hold takes the lock of job directory dir (see nodejob.Lock), says "locked" (or "busy" when
+// another run holds it) on stdout, and keeps it until stdin ends: the orchestrator holds the
+// lock for as long as its connection lives, however it ends.
+func hold(dir string, stdin io.Reader, stdout io.Writer) error {
+	release, err := nodejob.Lock(dir)
+	if errors.Is(err, nodejob.ErrBusy) {
+		fmt.Fprintln(stdout, "busy")
+		return cli.Silent(cli.ExitFailed)
 	}
-	fmt.Fprintf(os.Stderr, "countpass: %sskipped %d row(s) with fewer than 4 fields\n", key, n)
+	if err != nil {
+		return cli.Errorf(cli.ExitLocal, "%v", err)
+	}
+	defer release()
+	fmt.Fprintln(stdout, "locked")
+	_, _ = io.Copy(io.Discard, stdin)
+	return nil
 }
 
 // countFile counts one file, or stdin for "-".
@@ -190,20 +206,6 @@ func countCSV(format decode.Format, r io.Reader, workers int) (*count.Counts, er
 		return nil, err
 	}
 	return &res.Counts, nil
-}
-
-// validKey refuses keys that would escape the output directory, hide from merge (dotfiles)
-// or break the tab-separated protocol.
-func validKey(key string) error {
-	if strings.ContainsAny(key, "\t\n") {
-		return errors.New("key contains a tab or newline")
-	}
-	for _, seg := range strings.Split(key, "/") {
-		if seg == "" || strings.HasPrefix(seg, ".") {
-			return fmt.Errorf("key has an empty path segment or one starting with \".\"")
-		}
-	}
-	return nil
 }
 
 // countPlainFile counts a plain CSV file on every core. It maps the file (populated up

@@ -12,101 +12,116 @@ import (
 	"strings"
 	"sync"
 	"sync/atomic"
+	"syscall"
 	"time"
 
 	"ec2kit/internal/cli"
 	"ec2kit/internal/count"
 	"ec2kit/internal/decode"
+	"ec2kit/internal/nodejob"
 	"ec2kit/internal/s3stream"
 )
 
-// worker processes one key: it reads the key's source, adding the bytes it reads to
-// progress, and writes the output file with write. It returns the source bytes and rows.
+// worker processes one item: it reads the item's source, adding the bytes it reads to
+// progress, and writes its output file. It returns the source bytes, rows and skipped rows.
 type worker interface {
 	// out is the directory of the output files.
 	out() string
-	do(ctx context.Context, key string, progress *atomic.Int64) (bytes, rows int64, err error)
+	do(ctx context.Context, it nodejob.Item, progress *atomic.Int64) (stats, error)
 }
 
-// protocol writes whole lines on stdout for the orchestrator.
+// stats is what one item's work amounted to.
+type stats struct{ bytes, rows, skipped int64 }
+
+// protocol writes whole event lines on stdout for the orchestrator.
 type protocol struct {
 	mu sync.Mutex
 	w  *bufio.Writer
 }
 
-func (p *protocol) line(fields ...string) {
+func (p *protocol) send(e nodejob.Event) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	p.w.WriteString(strings.Join(fields, "\t"))
+	p.w.WriteString(e.Encode())
 	p.w.WriteByte('\n')
 	p.w.Flush() // the orchestrator acts on each line as it comes
 }
 
-// runKeys reads keys from stdin as they arrive and runs up to o.Jobs at once.
+// runKeys reads items from stdin as they arrive and runs up to o.Jobs at once.
 func runKeys(ctx context.Context, o Options, w worker, stdin io.Reader, stdout io.Writer) error {
 	out := &protocol{w: bufio.NewWriter(stdout)}
-	keys := make(chan string)
+	items := make(chan nodejob.Item)
 	var failed atomic.Bool
 	var wg sync.WaitGroup
 	for range o.Jobs {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			for key := range keys {
-				if err := runKey(ctx, o, w, key, out); err != nil {
+		wg.Go(func() {
+			for it := range items {
+				if err := runItem(ctx, o, w, it, out); err != nil {
 					failed.Store(true)
-					msg := strings.ReplaceAll(err.Error(), "\n", " ")
-					fmt.Fprintf(os.Stderr, "countpass: %s: %s\n", key, msg)
-					out.line("err", key, msg)
+					fmt.Fprintf(os.Stderr, "countpass: %s: %v\n", it.Result(), err)
+					out.send(nodejob.Event{Kind: "err", ID: it.Result(), Class: classify(err), Msg: err.Error()})
 				}
 			}
-		}()
+		})
 	}
 	sc := bufio.NewScanner(stdin)
 	sc.Buffer(nil, 64<<10)
 	for sc.Scan() && ctx.Err() == nil {
-		key := strings.TrimSuffix(sc.Text(), "\r")
-		if key == "" {
+		if sc.Text() == "" {
+			continue
+		}
+		it, cancel, err := nodejob.ParseInput(sc.Text())
+		if cancel != "" {
+			continue // items here are not speculated on: nothing runs twice
+		}
+		if err != nil {
+			failed.Store(true)
+			fmt.Fprintf(os.Stderr, "countpass: %v\n", err)
+			if id := sc.Text(); !strings.Contains(id, "\t") {
+				// A bare key that cannot be a result: it is its own id.
+				out.send(nodejob.Event{Kind: "err", ID: id, Class: nodejob.Data, Msg: err.Error()})
+			}
 			continue
 		}
 		select {
-		case keys <- key:
+		case items <- it:
 		case <-ctx.Done():
 		}
 	}
-	close(keys)
+	close(items)
 	wg.Wait()
 	switch {
 	case ctx.Err() != nil:
 		return cli.Errorf(cli.ExitInterrupted, "interrupted")
 	case sc.Err() != nil:
-		return cli.Errorf(cli.ExitUsage, "reading keys from stdin: %v", sc.Err())
+		return cli.Errorf(cli.ExitUsage, "reading items from stdin: %v", sc.Err())
 	case failed.Load():
 		return cli.Silent(cli.ExitFailed)
 	}
 	return nil
 }
 
-// runKey processes one key and prints its ok line (the caller prints err lines).
-func runKey(ctx context.Context, o Options, w worker, key string, out *protocol) error {
-	if err := validKey(key); err != nil {
-		return err
-	}
-	path := filepath.Join(w.out(), filepath.FromSlash(key))
-	if o.SkipExisting {
-		if st, err := os.Stat(path); err == nil && st.Mode().IsRegular() {
-			out.line("ok", key, "0", "0", "cached")
-			return nil
+// classify tells a disk that cannot hold results (the node should leave the job) from a
+// failure of the item itself.
+func classify(err error) nodejob.Class {
+	for _, e := range []error{syscall.ENOSPC, syscall.EIO, syscall.EROFS, syscall.EDQUOT} {
+		if errors.Is(err, e) {
+			return nodejob.Sick
 		}
 	}
+	return nodejob.Data
+}
+
+// runItem processes one item and sends its ok event (the caller sends err events).
+func runItem(ctx context.Context, o Options, w worker, it nodejob.Item, out *protocol) error {
 	var progress atomic.Int64
-	stop := reportProgress(o.Progress, key, &progress, out)
-	n, rows, err := w.do(ctx, key, &progress)
-	stop() // before the key's ok/err line: no progress line follows it
+	stop := reportProgress(o.Progress, it.Result(), &progress, out)
+	st, err := w.do(ctx, it, &progress)
+	stop() // before the item's ok/err line: no progress line follows it
 	if err != nil {
 		return err
 	}
-	out.line("ok", key, fmt.Sprint(n), fmt.Sprint(rows))
+	out.send(nodejob.Event{Kind: "ok", ID: it.Result(), Bytes: st.bytes, Rows: st.rows, Skipped: st.skipped})
 	return nil
 }
 
@@ -125,7 +140,7 @@ func reportProgress(on bool, key string, progress *atomic.Int64, out *protocol) 
 		for {
 			select {
 			case <-t.C:
-				out.line("progress", key, fmt.Sprint(progress.Load()))
+				out.send(nodejob.Event{Kind: "progress", ID: key, Bytes: progress.Load()})
 			case <-done:
 				return
 			}
@@ -207,20 +222,26 @@ func (s *fromS3) out() string {
 	return s.o.Results
 }
 
-func (s *fromS3) do(ctx context.Context, key string, progress *atomic.Int64) (int64, int64, error) {
+func (s *fromS3) do(ctx context.Context, it nodejob.Item, progress *atomic.Int64) (stats, error) {
+	key := it.Key
 	if !strings.HasPrefix(key, s.prefix) {
-		return 0, 0, fmt.Errorf("key is outside --src prefix %q", s.prefix)
+		return stats{}, fmt.Errorf("key is outside --src prefix %q", s.prefix)
 	}
-	obj, err := s.c.Stat(ctx, key)
-	if err != nil {
-		return 0, 0, err
+	// The orchestrator sends the size and ETag it listed: no HEAD, and the read is pinned to
+	// exactly that version.
+	obj := s3stream.Object{Key: key, Size: it.Size, ETag: it.ETag}
+	if it.Size < 0 || it.ETag == "" {
+		var err error
+		if obj, err = s.c.Stat(ctx, key); err != nil {
+			return stats{}, err
+		}
 	}
 	stream := s.c.Open(ctx, obj)
 	defer stream.Close()
 	br := bufio.NewReaderSize(countingReader{stream, progress}, 64<<10)
 	head, err := br.Peek(decode.HeadSize)
 	if err != nil && err != io.EOF {
-		return 0, 0, err
+		return stats{}, err
 	}
 	format := decode.Detect(head)
 	path := filepath.Join(s.out(), filepath.FromSlash(key))
@@ -234,25 +255,24 @@ func (s *fromS3) do(ctx context.Context, key string, progress *atomic.Int64) (in
 				return err
 			})
 			progress.Store(obj.Size)
-			return obj.Size, rows, err
+			return stats{bytes: obj.Size, rows: rows}, err
 		}
 		c, err := decode.ParquetCounts(ra, obj.Size)
 		progress.Store(obj.Size)
 		if err != nil {
-			return 0, 0, err
+			return stats{}, err
 		}
-		return obj.Size, int64(c.Rows), writeAtomic(path, writeCounts(c))
+		return stats{bytes: obj.Size, rows: int64(c.Rows)}, writeAtomic(path, writeCounts(c))
 	}
 	if s.o.Download {
 		rows, err := download(format, br, path)
-		return progress.Load(), rows, err
+		return stats{bytes: progress.Load(), rows: rows}, err
 	}
 	c, err := countCSV(format, br, 1)
 	if err != nil {
-		return 0, 0, err
+		return stats{}, err
 	}
-	reportSkipped(key, c.Skipped)
-	return progress.Load(), int64(c.Rows), writeAtomic(path, writeCounts(c))
+	return stats{bytes: progress.Load(), rows: int64(c.Rows), skipped: int64(c.Skipped)}, writeAtomic(path, writeCounts(c))
 }
 
 // download writes the first 5 fields of every line of the decoded stream r to path.
@@ -290,21 +310,21 @@ type countFiles struct{ o Options }
 
 func (c *countFiles) out() string { return c.o.Results }
 
-func (c *countFiles) do(ctx context.Context, key string, progress *atomic.Int64) (int64, int64, error) {
-	f, err := os.Open(filepath.Join(c.o.Data, filepath.FromSlash(key)))
+func (c *countFiles) do(ctx context.Context, it nodejob.Item, progress *atomic.Int64) (stats, error) {
+	f, err := os.Open(filepath.Join(c.o.Data, filepath.FromSlash(it.Key)))
 	if err != nil {
 		if errors.Is(err, os.ErrNotExist) {
-			return 0, 0, fmt.Errorf("no such file under %s", c.o.Data)
+			return stats{}, fmt.Errorf("no such file under %s", c.o.Data)
 		}
-		return 0, 0, err
+		return stats{}, err
 	}
 	defer f.Close()
 	counts, err := countReaderAt(f)
 	if err != nil {
-		return 0, 0, err
+		return stats{}, err
 	}
 	st, _ := f.Stat()
 	progress.Store(st.Size())
-	reportSkipped(key, counts.Skipped)
-	return st.Size(), int64(counts.Rows), writeAtomic(filepath.Join(c.o.Results, filepath.FromSlash(key)), writeCounts(counts))
+	return stats{bytes: st.Size(), rows: int64(counts.Rows), skipped: int64(counts.Skipped)},
+		writeAtomic(filepath.Join(c.o.Results, filepath.FromSlash(it.Key)), writeCounts(counts))
 }

@@ -8,6 +8,7 @@ import (
 	"golang.org/x/crypto/ssh"
 
 	"ec2kit/internal/fanout"
+	"ec2kit/internal/nodejob"
 	"ec2kit/internal/sshx"
 	"ec2kit/internal/transfer"
 )
@@ -31,6 +32,17 @@ func pull(ctx context.Context, c *sshx.Conn, remote, dir string) error {
 		return err
 	}
 	return transfer.Pull(ctx, c.Client, remote+"/", dir)
+}
+
+// readManifests returns the manifests of every job on the node.
+func readManifests(c *sshx.Conn) ([]*nodejob.Manifest, error) {
+	s, err := c.NewSession()
+	if err != nil {
+		return nil, err
+	}
+	defer s.Close()
+	out, err := s.Output(nodejob.ManifestsCmd(nodejob.ResultsRoot))
+	return nodejob.ParseManifests(out), err
 }
 
 // hostDir is where one node's results go: one directory per node, so that nodes holding the

@@ -1,16 +1,19 @@
 // Package merge gathers the results every node of a job holds, checks them against the job
-// manifest, and sums them: each S3 key counts once, even when re-executed work left copies
-// on two nodes, and only after the copies are found to agree.
+// manifest, and sums them (or concatenates them in order): each result counts once, even
+// when re-executed work left copies on two nodes, and only after the copies are found to
+// agree.
 package merge
 
 import (
+	"bytes"
+	"errors"
 	"fmt"
 	"maps"
 	"slices"
 	"strings"
 
 	"ec2kit/internal/cli"
-	"ec2kit/internal/manifest"
+	"ec2kit/internal/nodejob"
 )
 
 // Problem is one reason the total could be wrong, with the exit code it calls for.
@@ -20,101 +23,105 @@ type Problem struct {
 	Partial bool // --partial may skip it: it leaves the total short, not wrong
 }
 
-// Report is the outcome of Sum.
+// Report is the outcome of Check.
 type Report struct {
-	Counts   Counts
-	Keys     int       // keys summed
-	Problems []Problem // errors; with partial they were skipped instead
+	Job      *nodejob.Manifest
+	Counts   nodejob.Counts // Sum mode: the total
+	Order    []Piece        // Cat mode: where each result's bytes are, in order
+	Items    int            // results used
+	Problems []Problem      // errors; with partial they were skipped instead
 	Warnings []string
 }
 
-// Sum adds up the nodes' results. The key set is the newest manifest's (several jobs' results
-// may linger); without any manifest it is every result found, with a warning, since then
-// nothing says whether the set is complete. With partial, problems that only leave the total
-// short (unreachable node, missing or malformed result) are skipped; copies that disagree are
-// always an error, since no choice between them is right.
-func Sum(nodes []Node, partial bool) Report {
-	r := Report{Counts: Counts{}}
+// Piece is one result to concatenate: its name and the node holding an agreed copy.
+type Piece struct {
+	Name string
+	Node Node
+}
+
+// Check verifies the nodes' results of the job run m (every result the manifest lists must
+// be on a reachable node, copies must agree) and sums them, or with cat lists them in
+// order. With partial, problems that only leave the total short (unreachable node, missing
+// or malformed result) are skipped with a warning; copies that disagree and a sum past 64
+// bits are always errors, since no answer would be right.
+func Check(nodes []Node, m *nodejob.Manifest, cat, partial bool) Report {
+	r := Report{Job: m, Counts: nodejob.Counts{}}
 	problem := func(code int, format string, args ...any) {
 		r.Problems = append(r.Problems, Problem{code, fmt.Sprintf(format, args...), true})
 	}
-	// A key missing while some node is out of reach may well be on that node.
-	missing := cli.ExitData
-	var m *manifest.Manifest
+	var unreachable []string
 	for _, n := range nodes {
 		switch {
 		case n.Err != nil:
-			missing = cli.ExitUnreachable
-			problem(cli.ExitUnreachable, "%s: results not fetched: %v", n.Name, n.Err)
+			unreachable = append(unreachable, n.Name)
 		case n.ManifestErr != nil:
-			problem(cli.ExitData, "%s: %s: %v", n.Name, manifest.Name, n.ManifestErr)
-		case n.Manifest != nil && (m == nil || n.Manifest.Created.After(m.Created)):
-			m = n.Manifest
+			problem(cli.ExitData, "%s: %s: %v", n.Name, nodejob.ManifestName, n.ManifestErr)
+		case n.Manifest != nil && n.Manifest.Run != m.Run:
+			r.Warnings = append(r.Warnings, fmt.Sprintf("%s holds an earlier run of job %s (%s): only its results of unchanged objects count", n.Name, m.Job, n.Manifest.Run))
 		}
 	}
-	var want map[string]bool
-	if m != nil {
-		want = m.Names()
-		for _, n := range nodes {
-			if n.Manifest != nil && n.Manifest.Job != m.Job {
-				r.Warnings = append(r.Warnings, fmt.Sprintf("%s holds the manifest of an older job (%s); using job %s's key list", n.Name, n.Manifest.Job, m.Job))
+	// A result missing while some node is out of reach may well be on that node.
+	missing := cli.ExitData
+	if len(unreachable) > 0 {
+		missing = cli.ExitUnreachable
+	}
+	objs := slices.Clone(m.Objects)
+	slices.SortFunc(objs, func(a, b nodejob.Object) int { return strings.Compare(a.Key, b.Key) })
+	for _, o := range objs {
+		names := []string{o.Key}
+		if o.Parts > 0 {
+			names = names[:0]
+			for p := range o.Parts {
+				names = append(names, nodejob.PartName(o.Key, p))
 			}
 		}
-	} else {
-		want = map[string]bool{}
-		for _, n := range nodes {
-			for k := range n.Results {
-				want[k] = true
+		for _, name := range names {
+			var first []byte
+			var firstNode *Node
+			var firstCounts nodejob.Counts
+			bad := false
+			for i := range nodes {
+				n := &nodes[i]
+				b, found, err := n.result(m, o.Key, name)
+				if !found {
+					continue
+				}
+				var c nodejob.Counts
+				if err == nil && !cat {
+					c, err = nodejob.ParseCounts(b)
+				}
+				if err != nil {
+					bad = true
+					problem(cli.ExitData, "%s: malformed result %q: %v", n.Name, name, err)
+					continue
+				}
+				switch {
+				case firstNode == nil:
+					first, firstNode, firstCounts = b, n, c
+				case cat && !bytes.Equal(first, b), !cat && !maps.Equal(firstCounts, c):
+					r.Problems = append(r.Problems, Problem{Code: cli.ExitData,
+						Msg: fmt.Sprintf("result %q: the copies on %s and %s disagree", name, firstNode.Name, n.Name)})
+				}
 			}
-			for k := range n.Malformed {
-				want[k] = true
-			}
-		}
-		r.Warnings = append(r.Warnings, "no job manifest on any node: cannot tell whether the results are complete")
-	}
-
-	ignored := 0
-	for _, n := range nodes {
-		for k := range n.Results {
-			if !want[k] {
-				ignored++
-			}
-		}
-	}
-	if ignored > 0 {
-		r.Warnings = append(r.Warnings, fmt.Sprintf("ignored %d result file(s) of keys not in job %s", ignored, m.Job))
-	}
-
-	for _, key := range slices.Sorted(maps.Keys(want)) {
-		var first Counts
-		var firstNode string
-		malformed := false
-		for _, n := range nodes {
-			if err, bad := n.Malformed[key]; bad {
-				malformed = true
-				problem(cli.ExitData, "%s: malformed result for key %q: %v", n.Name, key, err)
+			if firstNode == nil {
+				if !bad {
+					problem(missing, "result %q: no reachable node holds it", name)
+				}
 				continue
 			}
-			c, ok := n.Results[key]
-			if !ok {
-				continue
-			}
-			if first == nil {
-				first, firstNode = c, n.Name
-			} else if !maps.Equal(first, c) {
-				r.Problems = append(r.Problems, Problem{Code: cli.ExitData,
-					Msg: fmt.Sprintf("key %q: the copies on %s and %s disagree", key, firstNode, n.Name)})
+			r.Items++
+			if cat {
+				r.Order = append(r.Order, Piece{name, *firstNode})
+			} else if err := r.Counts.Add(firstCounts); err != nil {
+				r.Problems = append(r.Problems, Problem{Code: cli.ExitData, Msg: fmt.Sprintf("result %q: %v", name, err)})
 			}
 		}
-		if first == nil {
-			if !malformed {
-				problem(missing, "key %q: no reachable node holds its result", key)
-			}
-			continue
-		}
-		r.Keys++
-		for v, c := range first {
-			r.Counts[v] += c
+	}
+	if len(unreachable) > 0 {
+		if len(r.Problems) == 0 {
+			r.Warnings = append(r.Warnings, fmt.Sprintf("not reachable: %s (every result was on the others)", strings.Join(unreachable, ", ")))
+		} else {
+			problem(cli.ExitUnreachable, "not reachable: %s", strings.Join(unreachable, ", "))
 		}
 	}
 	if partial {
@@ -148,7 +155,10 @@ func (r Report) Err() error {
 	if len(r.Problems) > show {
 		msgs = append(msgs, fmt.Sprintf("  ... and %d more", len(r.Problems)-show))
 	}
-	return cli.WithHint(cli.Errorf(cli.Worst(codes...), "the total would be wrong or short: %d problem(s):\n%s",
+	return cli.WithHint(cli.Errorf(cli.Worst(codes...), "the result would be wrong or short: %d problem(s):\n%s",
 		len(r.Problems), strings.Join(msgs, "\n")),
-		"re-run orchestrate to redo missing keys, or pass --partial to sum what there is")
+		"re-run orchestrate to redo missing items, or pass --partial to use what there is")
 }
+
+// ErrNoJob reports nodes that hold no job's results at all.
+var ErrNoJob = errors.New("no job results")

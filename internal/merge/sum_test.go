@@ -8,57 +8,39 @@ import (
 	"time"
 
 	"ec2kit/internal/cli"
-	"ec2kit/internal/manifest"
+	"ec2kit/internal/nodejob"
 )
-
-func manifestFile(job string, created time.Time, keys ...string) *fstest.MapFile {
-	m := &manifest.Manifest{Version: manifest.Version, Job: job, Created: created}
-	for _, k := range keys {
-		m.Keys = append(m.Keys, manifest.Key{Key: k})
-	}
-	return &fstest.MapFile{Data: m.Encode()}
-}
-
-func file(s string) *fstest.MapFile { return &fstest.MapFile{Data: []byte(s)} }
 
 var t0 = time.Date(2024, 1, 1, 0, 0, 0, 0, time.UTC)
 
-func TestParse(t *testing.T) {
-	c, err := Parse([]byte("1,10\n,3\n2,5"))
-	if err != nil || c["1"] != 10 || c[""] != 3 || c["2"] != 5 || len(c) != 3 {
-		t.Fatalf("got %v %v", c, err)
-	}
-	if c, err := Parse(nil); err != nil || len(c) != 0 {
-		t.Fatalf("an empty file is an empty result: %v %v", c, err)
-	}
-	for _, bad := range []string{"1\n", "1,x\n", "1,-2\n", "1,2\n1,3\n", "\n", "1,+2\n"} {
-		if _, err := Parse([]byte(bad)); err == nil {
-			t.Errorf("%q parsed", bad)
-		}
-	}
+func job(run string, objs ...nodejob.Object) *nodejob.Manifest {
+	return &nodejob.Manifest{Version: nodejob.Version, Job: "combined-x", Run: run, Created: t0, Objects: objs}
 }
 
-func TestSumCountsEachKeyOnce(t *testing.T) {
-	keys := []string{"trip data/a.csv", "trip data/b c.csv", "x"}
-	a := Load("a", fstest.MapFS{
-		".manifest":         manifestFile("j", t0, keys...),
-		"trip data/a.csv":   file("1,10\n2,1\n"),
-		"trip data/b c.csv": file("1,5\n,2\n"),
-		".tmp-x":            file("garbage"),
-		".partial/x":        file("garbage"),
-	})
-	b := Load("b", fstest.MapFS{
-		".manifest":         manifestFile("j", t0, keys...),
-		"trip data/b c.csv": file("1,5\n,2\n"), // re-executed work: counts once
-		"x":                 file("3,7\n"),
-	})
-	r := Sum([]Node{a, b}, false)
+func obj(key string) nodejob.Object { return nodejob.Object{Key: key, Size: 1, ETag: `"` + key + `"`} }
+
+func node(name string, m *nodejob.Manifest, files map[string]string) Node {
+	fs := fstest.MapFS{}
+	if m != nil {
+		fs[nodejob.ManifestName] = &fstest.MapFile{Data: m.Encode()}
+	}
+	for k, v := range files {
+		fs[k] = &fstest.MapFile{Data: []byte(v)}
+	}
+	return Load(name, fs)
+}
+
+func TestSumCountsEachResultOnce(t *testing.T) {
+	m := job("r", obj("trip data/a.csv"), obj("trip data/b c.csv"), obj("x"))
+	a := node("a", m, map[string]string{"trip data/a.csv": "1,10\n2,1\n", "trip data/b c.csv": "1,5\n,2\n", ".tmp-x": "garbage"})
+	b := node("b", m, map[string]string{"trip data/b c.csv": "1,5\n,2\n", "x": "3,7\n"})
+	r := Check([]Node{a, b}, m, false, false)
 	if err := r.Err(); err != nil {
 		t.Fatal(err)
 	}
-	want := Counts{"1": 15, "2": 1, "": 2, "3": 7}
-	if len(r.Counts) != len(want) || r.Keys != 3 {
-		t.Fatalf("got %v over %d keys", r.Counts, r.Keys)
+	want := nodejob.Counts{"1": 15, "2": 1, "": 2, "3": 7}
+	if len(r.Counts) != len(want) || r.Items != 3 {
+		t.Fatalf("got %v over %d results", r.Counts, r.Items)
 	}
 	for k, v := range want {
 		if r.Counts[k] != v {
@@ -67,8 +49,10 @@ func TestSumCountsEachKeyOnce(t *testing.T) {
 	}
 }
 
-func TestSumProblems(t *testing.T) {
-	m := manifestFile("j", t0, "a", "b", "c")
+func TestProblems(t *testing.T) {
+	m := job("r", obj("a"), obj("b"), obj("c"))
+	all := map[string]string{"a": "1,1\n", "b": "1,1\n", "c": "1,1\n"}
+	dead := Node{Name: "n2", Err: errors.New("dial tcp: connection refused")}
 	cases := []struct {
 		name    string
 		nodes   []Node
@@ -76,26 +60,24 @@ func TestSumProblems(t *testing.T) {
 		naming  string
 		partial int // exit code with --partial
 	}{
-		{"missing key", []Node{Load("n1", fstest.MapFS{".manifest": m, "a": file("1,1\n"), "b": file("1,1\n")})},
+		{"missing result", []Node{node("n1", m, map[string]string{"a": "1,1\n", "b": "1,1\n"})},
 			cli.ExitData, `"c"`, cli.ExitOK},
-		{"disagreeing copies", []Node{
-			Load("n1", fstest.MapFS{".manifest": m, "a": file("1,1\n"), "b": file("1,1\n"), "c": file("1,1\n")}),
-			Load("n2", fstest.MapFS{"b": file("1,2\n")})},
+		{"disagreeing copies", []Node{node("n1", m, all), node("n2", m, map[string]string{"b": "1,2\n"})},
 			cli.ExitData, `"b": the copies on n1 and n2 disagree`, cli.ExitData},
-		{"malformed file", []Node{Load("n1", fstest.MapFS{".manifest": m, "a": file("1,1\n"), "b": file("oops\n"), "c": file("1,1\n")})},
-			cli.ExitData, `n1: malformed result for key "b"`, cli.ExitOK},
-		{"unreachable node", []Node{
-			Load("n1", fstest.MapFS{".manifest": m, "a": file("1,1\n"), "b": file("1,1\n")}),
-			{Name: "n2", Err: errors.New("dial tcp: connection refused")}},
-			cli.ExitUnreachable, "n2: results not fetched", cli.ExitOK},
+		{"malformed file", []Node{node("n1", m, map[string]string{"a": "1,1\n", "b": "oops\n", "c": "1,1\n"})},
+			cli.ExitData, `n1: malformed result "b"`, cli.ExitOK},
+		{"unreachable node holding a result", []Node{node("n1", m, map[string]string{"a": "1,1\n", "b": "1,1\n"}), dead},
+			cli.ExitUnreachable, "not reachable: n2", cli.ExitOK},
+		{"sum past 64 bits", []Node{node("n1", m, map[string]string{"a": "4,9223372036854775807\n", "b": "4,9223372036854775807\n", "c": "1,1\n"})},
+			cli.ExitData, "overflows", cli.ExitData},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
-			err := Sum(c.nodes, false).Err()
+			err := Check(c.nodes, m, false, false).Err()
 			if cli.CodeOf(err) != c.code || err == nil || !strings.Contains(err.Error(), c.naming) {
 				t.Fatalf("got exit %d, %v; want %d naming %s", cli.CodeOf(err), err, c.code, c.naming)
 			}
-			r := Sum(c.nodes, true)
+			r := Check(c.nodes, m, false, true)
 			if cli.CodeOf(r.Err()) != c.partial {
 				t.Fatalf("--partial: got %v, want exit %d", r.Err(), c.partial)
 			}
@@ -106,20 +88,48 @@ func TestSumProblems(t *testing.T) {
 	}
 }
 
-func TestSumNewestManifestAndNoManifest(t *testing.T) {
-	old := Load("n1", fstest.MapFS{".manifest": manifestFile("old", t0, "a", "z"), "a": file("1,1\n"), "z": file("9,9\n")})
-	cur := Load("n2", fstest.MapFS{".manifest": manifestFile("new", t0.Add(time.Hour), "a"), "a": file("1,1\n")})
-	r := Sum([]Node{old, cur}, false)
-	if r.Err() != nil || r.Counts["9"] != 0 || r.Counts["1"] != 1 || len(r.Warnings) != 2 {
-		t.Fatalf("want only the newest job's keys, with warnings: %+v", r)
+// After a failover the dead node is still among the ids: every result is on the others, so
+// the merge succeeds with a note.
+func TestUnreachableAfterFailover(t *testing.T) {
+	m := job("r", obj("a"), obj("b"))
+	r := Check([]Node{node("n1", m, map[string]string{"a": "1,1\n", "b": "2,1\n"}), {Name: "dead", Err: errors.New("refused")}}, m, false, false)
+	if r.Err() != nil || r.Counts["2"] != 1 || len(r.Warnings) != 1 || !strings.Contains(r.Warnings[0], "dead") {
+		t.Fatalf("%+v %v", r, r.Err())
 	}
-	bare := Load("n1", fstest.MapFS{"a": file("1,1\n")})
-	r = Sum([]Node{bare}, false)
-	if r.Err() != nil || r.Counts["1"] != 1 || len(r.Warnings) != 1 {
-		t.Fatalf("no manifest: sum with a warning: %+v", r)
+}
+
+// A node that missed the latest run holds results of an older version of an object: they
+// must not count.
+func TestOlderRunOfChangedObject(t *testing.T) {
+	old := job("r1", obj("a"), nodejob.Object{Key: "b", Size: 9, ETag: `"old"`})
+	cur := job("r2", obj("a"), obj("b"))
+	cur.Created = t0.Add(time.Hour)
+	n1 := node("n1", old, map[string]string{"a": "1,1\n", "b": "9,9\n"})
+	n2 := node("n2", cur, map[string]string{"a": "1,1\n"})
+	err := Check([]Node{n1, n2}, cur, false, false).Err()
+	if cli.CodeOf(err) != cli.ExitData || !strings.Contains(err.Error(), `"b"`) {
+		t.Fatalf("the old version's result was used: %v", err)
 	}
-	broken := Load("n1", fstest.MapFS{".manifest": file("{"), "a": file("1,1\n")})
-	if cli.CodeOf(Sum([]Node{broken}, false).Err()) != cli.ExitData {
-		t.Fatal("a broken manifest is a data error")
+	n2 = node("n2", cur, map[string]string{"a": "1,1\n", "b": "2,2\n"})
+	r := Check([]Node{n1, n2}, cur, false, false)
+	if r.Err() != nil || r.Counts["9"] != 0 || r.Counts["1"] != 1 || r.Counts["2"] != 2 {
+		t.Fatalf("%+v %v", r.Counts, r.Err())
+	}
+}
+
+func TestCatOrderAndHeader(t *testing.T) {
+	m := job("r", nodejob.Object{Key: "big", Size: 10, Parts: 2}, obj("a"))
+	n := node("n1", m, map[string]string{"a": "id,c\n1,x\n", "big.part-00000": "id,c\n2,y\n", "big.part-00001": "id,c\n3,z\n"})
+	r := Check([]Node{n}, m, true, false)
+	if r.Err() != nil || len(r.Order) != 3 {
+		t.Fatal(r.Err(), r.Order)
+	}
+	var sb strings.Builder
+	if _, err := writeCat(&sb, r.Order, true); err != nil || sb.String() != "id,c\n1,x\n2,y\n3,z\n" {
+		t.Fatalf("%q %v", sb.String(), err)
+	}
+	missing := node("n1", m, map[string]string{"a": "x\n", "big.part-00001": "y\n"})
+	if err := Check([]Node{missing}, m, true, false).Err(); cli.CodeOf(err) != cli.ExitData || !strings.Contains(err.Error(), "big.part-00000") {
+		t.Fatalf("a missing piece: %v", err)
 	}
 }

@@ -1,15 +1,19 @@
-// Package orchestrate runs the data job over a fleet: it lists the S3 keys, deploys countpass
-// to every node over SSH, spreads the keys (largest first, more to whoever finishes early),
-// redoes on the survivors whatever a dying node held, leaves the job manifest beside the
-// results, and reports progress and a final summary.
+// Package orchestrate runs a job over a fleet: it lists the S3 objects, deploys the node
+// program (countpass) to every node over SSH, locks the job's directory on each, spreads the
+// items (largest first, more to whoever finishes early), redoes on the survivors whatever a
+// dying node held, leaves the job manifest beside the results, and reports progress and a
+// final summary. Where things live on a node and every line exchanged with it are
+// nodejob's.
 package orchestrate
 
 import (
 	"context"
 	"crypto/rand"
 	"encoding/hex"
+	"errors"
 	"fmt"
 	"os"
+	"slices"
 	"strings"
 	"sync"
 	"time"
@@ -17,23 +21,10 @@ import (
 	"ec2kit/internal/cli"
 	"ec2kit/internal/fanout"
 	"ec2kit/internal/hosts"
-	"ec2kit/internal/manifest"
+	"ec2kit/internal/nodejob"
 	"ec2kit/internal/s3stream"
 	"ec2kit/internal/schedule"
 	"ec2kit/internal/sshx"
-)
-
-// Where the job's files live on a node.
-const (
-	DataDir    = "/mnt/data"    // download's output, count's input
-	ResultsDir = "/mnt/results" // count's and combined's output, merge's input
-)
-
-// Steps of the job, as in the original workflow.
-const (
-	Download = "download" // S3 -> first 5 columns -> /mnt/data/<key>
-	Count    = "count"    // /mnt/data/<key> -> /mnt/results/<key>
-	Combined = "combined" // S3 -> /mnt/results/<key>, never touching local disk
 )
 
 // Options are orchestrate's flags.
@@ -41,9 +32,11 @@ type Options struct {
 	Step      string
 	Selectors []string
 	Src       string // s3://bucket/prefix/
-	Match     string // substring of the key's base name
-	Force     bool   // redo every key, clearing earlier results first
-	Jobs      int    // keys at once per node; 0 = the node's cores
+	Match     string // substring of the key
+	Job       string // the job's name; default: derived from its spec
+	Input     string // count: the download job to read (default: the newest)
+	Force     bool   // redo every item of this job, clearing its earlier results first
+	Jobs      int    // items at once per node; 0 = the node's cores
 	Yes       bool
 	SSH       hosts.Conn
 }
@@ -51,25 +44,41 @@ type Options struct {
 // job is one run.
 type job struct {
 	opts  Options
+	spec  nodejob.Spec
+	name  string // the job's name: its directory on the nodes
+	dir   string // that directory
 	bin   *Binary
 	live  bool // stderr is a terminal: progress bar, and progress lines from countpass
+	objs  []nodejob.Object
+	items map[string]nodejob.Item // result name -> item
+	input *nodejob.Manifest       // count: the download job it reads
+	// pinned maps count's items to the node holding their downloaded data.
+	pinned map[string]string
 	sched *schedule.Scheduler
 	prog  *progress
-	keys  []schedule.Key
-	// missing are keys count cannot do because no node holds their downloaded data.
+	// missing are items count cannot do because no node holds their downloaded data.
 	missing []schedule.Key
+	skipped sync.Map // node id -> *atomic.Int64: rows too short to hold the column
+	// adopted counts the results kept from an earlier run, and their objects' bytes.
+	adopted      int
+	adoptedBytes int64
 }
 
 // Run runs the job and returns its exit status as an error.
 func Run(ctx context.Context, o Options) error {
 	switch o.Step {
-	case Download, Count, Combined:
+	case nodejob.Download, nodejob.Count, nodejob.Combined:
 	default:
-		return cli.Errorf(cli.ExitUsage, "unknown step %q: one of download, count, combined", o.Step)
+		return cli.Errorf(cli.ExitUsage, "unknown step %q: one of download, count, combined, map", o.Step)
 	}
 	bucket, prefix, err := s3stream.ParseURL(o.Src)
 	if err != nil {
 		return cli.Errorf(cli.ExitUsage, "--src: %v", err)
+	}
+	if o.Job != "" {
+		if err := nodejob.ValidName(o.Job); err != nil {
+			return cli.Errorf(cli.ExitUsage, "--job: %v", err)
+		}
 	}
 	if len(o.Selectors) == 0 {
 		return cli.WithHint(cli.Errorf(cli.ExitUsage, "no instances given"), "pass instance ids, e.g. orchestrate combined $ids")
@@ -94,12 +103,12 @@ func Run(ctx context.Context, o Options) error {
 		}
 	}
 	start := time.Now()
-	j := &job{opts: o, bin: bin, live: cli.IsTerminal(os.Stderr)}
-	if o.Step != Count {
-		if j.keys, err = listKeys(ctx, bucket, prefix, o.Match); err != nil {
+	j := &job{opts: o, bin: bin, live: cli.IsTerminal(os.Stderr), items: map[string]nodejob.Item{}}
+	if o.Step != nodejob.Count {
+		if j.objs, err = listObjects(ctx, bucket, prefix, o.Match); err != nil {
 			return err
 		}
-		if len(j.keys) == 0 {
+		if len(j.objs) == 0 {
 			return cli.Errorf(cli.ExitData, "no key under %s matches %q", o.Src, o.Match)
 		}
 	}
@@ -112,7 +121,13 @@ func Run(ctx context.Context, o Options) error {
 	if len(nodes) == 0 {
 		return cli.Errorf(cli.ExitUnreachable, "no node could be reached: %s", strings.Join(unreachable, "; "))
 	}
-	if err := j.plan(ctx, nodes); err != nil {
+	if err := j.define(nodes); err != nil {
+		return err
+	}
+	if nodes, err = j.lock(ctx, nodes, &unreachable); err != nil {
+		return err
+	}
+	if err := j.plan(nodes, &unreachable); err != nil {
 		return err
 	}
 	labels := map[string]string{}
@@ -128,20 +143,16 @@ func Run(ctx context.Context, o Options) error {
 	return j.report(ctx, time.Since(start), len(nodes)+len(unreachable), died, unreachable)
 }
 
-// connect dials every node, prepares its directories and deploys countpass, in parallel.
+// connect dials every node, deploys countpass and reads what jobs it holds, in parallel.
 // Nodes that fail are left out and described.
 func (j *job) connect(ctx context.Context, hosts []fanout.Host, cfg *sshx.Config) ([]*node, []string) {
-	dirs := []string{ResultsDir}
-	if j.opts.Step == Download {
-		dirs = []string{DataDir}
-	}
 	var mu sync.Mutex
 	var nodes []*node
 	var bad []string
 	var wg sync.WaitGroup
 	for _, h := range hosts {
 		wg.Go(func() {
-			n, err := j.connectOne(ctx, h, cfg, dirs)
+			n, err := j.connectOne(ctx, h, cfg)
 			mu.Lock()
 			defer mu.Unlock()
 			if err != nil {
@@ -152,114 +163,190 @@ func (j *job) connect(ctx context.Context, hosts []fanout.Host, cfg *sshx.Config
 		})
 	}
 	wg.Wait()
+	slices.SortFunc(nodes, func(a, b *node) int { return strings.Compare(a.id, b.id) })
 	return nodes, bad
 }
 
-func (j *job) connectOne(ctx context.Context, h fanout.Host, cfg *sshx.Config, dirs []string) (*node, error) {
+func (j *job) connectOne(ctx context.Context, h fanout.Host, cfg *sshx.Config) (*node, error) {
 	c, err := sshx.DialConn(ctx, h.Target, cfg)
 	if err != nil {
 		return nil, err
 	}
-	cores, err := prepare(c, j.bin, dirs, j.opts.Force)
+	n := &node{id: h.Target.ID, label: h.Label, conn: c}
+	if n.cores, err = prepare(c, j.bin); err == nil && j.opts.Step == nodejob.Count {
+		n.dataJobs, err = readManifests(c, nodejob.DataRoot)
+	}
 	if err != nil {
 		c.Close()
 		return nil, err
 	}
-	return &node{id: h.Target.ID, label: h.Label, conn: c, cores: cores}, nil
+	return n, nil
 }
 
-// plan builds the scheduler: keys, nodes, results that already exist, the manifest on every
-// node, and each node's countpass command line.
-func (j *job) plan(ctx context.Context, nodes []*node) error {
-	out := ResultsDir
-	if j.opts.Step == Download {
-		out = DataDir
-	}
-	if j.opts.Step == Count {
-		if err := j.countKeys(nodes); err != nil {
+// define settles the job's spec, name and directory (count: from its input download job).
+func (j *job) define(nodes []*node) error {
+	o := j.opts
+	j.spec = nodejob.Spec{Step: o.Step, Src: o.Src, Match: o.Match}
+	if o.Step == nodejob.Count {
+		in, holder, err := j.countInput(nodes)
+		if err != nil {
 			return err
 		}
-	} else {
-		j.sched = schedule.New(j.keys)
+		j.input = in
+		j.spec.Src, j.spec.Match, j.spec.Input = in.Spec.Src, in.Spec.Match, in.Job
+		j.objs = in.Objects
+		j.pinned = holder
 	}
-	m := &manifest.Manifest{Version: manifest.Version, Job: jobID(), Step: j.opts.Step, Src: j.opts.Src,
-		Match: j.opts.Match, Created: time.Now().UTC()}
-	for _, k := range j.keys {
-		m.Keys = append(m.Keys, manifest.Key{Key: k.Name, Size: k.Size})
+	j.name = o.Job
+	if j.name == "" {
+		j.name = j.spec.Name()
 	}
-	data := m.Encode()
-	errs := make([]error, len(nodes))
-	var wg sync.WaitGroup
-	for i, n := range nodes {
-		jobs := j.opts.Jobs
-		if jobs <= 0 {
-			jobs = n.cores
-		}
-		// One key more than it runs at once, so a node never idles between two keys.
-		j.sched.AddNode(n.id, jobs+1)
-		wg.Go(func() {
-			skip := false
-			if !j.opts.Force {
-				skip, errs[i] = j.adopt(n, out)
-			}
-			if errs[i] == nil {
-				errs[i] = putFile(n.conn, out+"/"+manifest.Name, data)
-			}
-			n.cmd = j.countpassCmd(jobs, skip)
-		})
-	}
-	wg.Wait()
-	for i, err := range errs {
-		if err != nil {
-			return cli.Errorf(cli.ExitUnreachable, "%s: %v", nodes[i].label, err)
-		}
+	j.dir = nodejob.ResultsDir(j.name)
+	if o.Step == nodejob.Download {
+		j.dir = nodejob.DataDir(j.name)
 	}
 	return nil
 }
 
-// adopt records the results a node already holds from an earlier run of the same source, so
-// that a re-run skips them. It reports whether countpass should skip existing results too.
-func (j *job) adopt(n *node, dir string) (bool, error) {
-	b, err := readFile(n.conn, dir+"/"+manifest.Name)
-	if err != nil || len(b) == 0 {
-		return false, err
+// lock takes the job directory's lock on every node before anything there changes: a second
+// run of the same job on the same nodes is refused. A node that cannot take it (other than
+// by being busy) is left out.
+func (j *job) lock(ctx context.Context, nodes []*node, left *[]string) ([]*node, error) {
+	errs := make([]error, len(nodes))
+	var wg sync.WaitGroup
+	for i, n := range nodes {
+		wg.Go(func() {
+			if errs[i] = n.hold(ctx, j.bin, j.dir); errs[i] == nil {
+				errs[i] = n.survey(j.dir)
+			}
+		})
 	}
-	old, err := manifest.Decode(b)
-	if err != nil || old.Src != j.opts.Src {
-		// Results of another source (or unreadable): never mistake them for this job's.
-		return false, nil
+	wg.Wait()
+	var busy []string
+	var kept []*node
+	for i, n := range nodes {
+		switch {
+		case errors.Is(errs[i], errBusy):
+			busy = append(busy, n.label)
+		case errs[i] != nil:
+			*left = append(*left, fmt.Sprintf("%s: locking %s: %v", n.label, j.dir, errs[i]))
+			n.conn.Close()
+		default:
+			kept = append(kept, n)
+		}
 	}
-	files, err := listFiles(n.conn, dir)
-	if err != nil {
-		return false, err
+	if len(busy) > 0 {
+		return nil, cli.WithHint(cli.Errorf(cli.ExitFailed, "job %s is already running on %s", j.name, strings.Join(busy, ", ")),
+			"wait for it to end, or run this one as another job (--job NAME)")
 	}
-	for _, f := range files {
-		j.sched.Adopt(n.id, f)
+	if len(kept) == 0 {
+		return nil, cli.Errorf(cli.ExitUnreachable, "no node could take part: %s", strings.Join(*left, "; "))
 	}
-	return true, nil
+	return kept, nil
+}
+
+// plan builds the scheduler from what every node holds, and only then changes the nodes:
+// stale results go, the manifest is written. A node whose disk refuses is left out.
+func (j *job) plan(nodes []*node, left *[]string) error {
+	var keys []schedule.Key
+	for _, o := range j.objs {
+		it := nodejob.Item{Key: o.Key, Part: -1, End: o.Size, Size: o.Size, ETag: o.ETag}
+		j.items[it.Result()] = it
+		keys = append(keys, schedule.Key{Name: it.Result(), Size: o.Size})
+	}
+	if j.pinned != nil {
+		var have []schedule.Key
+		for _, k := range keys {
+			if j.pinned[k.Name] == "" {
+				j.missing = append(j.missing, k)
+			} else {
+				have = append(have, k)
+			}
+		}
+		keys = have
+	}
+	j.sched = schedule.New(keys)
+	for k, on := range j.pinned {
+		j.sched.Pin(k, on)
+	}
+	m := &nodejob.Manifest{Version: nodejob.Version, Job: j.name, Run: runID(), Spec: j.spec,
+		Created: time.Now().UTC(), Objects: j.objs}
+	data := m.Encode()
+	errs := make([]error, len(nodes))
+	var wg sync.WaitGroup
+	for i, n := range nodes {
+		var stale []string
+		if !j.opts.Force {
+			stale = j.adoptable(n)
+		}
+		wg.Go(func() { errs[i] = n.write(j.dir, stale, j.opts.Force, data) })
+	}
+	wg.Wait()
+	alive := 0
+	for i, n := range nodes {
+		if errs[i] != nil {
+			*left = append(*left, fmt.Sprintf("%s: writing %s: %v", n.label, j.dir, errs[i]))
+			n.conn.Close()
+			continue
+		}
+		alive++
+		jobs := j.opts.Jobs
+		if jobs <= 0 {
+			jobs = n.cores
+		}
+		// One item more than it runs at once, so a node never idles between two.
+		j.sched.AddNode(n.id, jobs+1)
+		for _, f := range n.valid {
+			if j.sched.Adopt(n.id, f) {
+				j.adopted++
+				j.adoptedBytes += j.items[f].Size
+			}
+		}
+		n.cmd = j.countpassCmd(jobs)
+	}
+	if alive == 0 {
+		return cli.Errorf(cli.ExitUnreachable, "no node could take part: %s", strings.Join(*left, "; "))
+	}
+	return nil
+}
+
+// adoptable sorts a node's files in the job directory into results this run can keep (made
+// by the same job from the same version of their object) and stale ones, which it returns.
+func (j *job) adoptable(n *node) (stale []string) {
+	for _, f := range n.files {
+		it, ok := j.items[f]
+		if !ok || n.old == nil {
+			stale = append(stale, f)
+			continue
+		}
+		prev, ok := n.old.Object(it.Key)
+		if !ok || prev.Size != it.Size || prev.ETag != it.ETag || prev.Parts != 0 {
+			stale = append(stale, f)
+			continue
+		}
+		n.valid = append(n.valid, f)
+	}
+	return stale
 }
 
 // countpassCmd is the countpass command line for this step.
-func (j *job) countpassCmd(jobs int, skipExisting bool) string {
+func (j *job) countpassCmd(jobs int) string {
 	args := []string{j.bin.RemotePath, "--jobs", fmt.Sprint(jobs)}
 	switch j.opts.Step {
-	case Download:
-		args = append(args, "--download", "--src", fanout.Quote(j.opts.Src), "--data", DataDir)
-	case Count:
-		args = append(args, "--count-files", "--data", DataDir, "--results", ResultsDir)
+	case nodejob.Download:
+		args = append(args, "--download", "--src", fanout.Quote(j.spec.Src), "--data", j.dir)
+	case nodejob.Count:
+		args = append(args, "--count-files", "--data", nodejob.DataDir(j.input.Job), "--results", j.dir)
 	default:
-		args = append(args, "--keys", "--src", fanout.Quote(j.opts.Src), "--results", ResultsDir)
-	}
-	if skipExisting {
-		args = append(args, "--skip-existing")
+		args = append(args, "--keys", "--src", fanout.Quote(j.spec.Src), "--results", j.dir)
 	}
 	if j.live {
 		args = append(args, "--progress")
 	}
-	return strings.Join(args, " ")
+	return fanout.Wrap(strings.Join(args, " "))
 }
 
-func jobID() string {
+func runID() string {
 	var b [4]byte
 	_, _ = rand.Read(b[:])
 	return time.Now().UTC().Format("20060102T150405Z") + "-" + hex.EncodeToString(b[:])

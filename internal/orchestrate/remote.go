@@ -15,6 +15,7 @@ import (
 
 	"ec2kit/internal/cli"
 	"ec2kit/internal/fanout"
+	"ec2kit/internal/nodejob"
 	"ec2kit/internal/sshx"
 )
 
@@ -81,18 +82,15 @@ func fileExists(p string) bool {
 // unameArch maps Go's architecture names to `uname -m`'s.
 var unameArch = map[string]string{"amd64": "x86_64", "arm64": "aarch64"}
 
-// prepare makes dirs exist and be writable by the login user (sudo when /mnt belongs to
-// root, as on a fresh instance), clears them with force, and reports the node's cores and
-// whether the binary is already there.
-func prepare(c *sshx.Conn, bin *Binary, dirs []string, force bool) (cores int, err error) {
+// prepare makes the job roots exist and be writable by the login user (sudo when /mnt
+// belongs to root, as on a fresh instance), and reports the node's cores and whether the
+// binary is already there.
+func prepare(c *sshx.Conn, bin *Binary) (cores int, err error) {
 	var sb strings.Builder
 	sb.WriteString("set -e\n")
-	for _, d := range dirs {
+	for _, d := range []string{nodejob.ResultsRoot, nodejob.DataRoot} {
 		q := fanout.Quote(d)
 		fmt.Fprintf(&sb, "if ! { mkdir -p %s && test -w %s; } 2>/dev/null; then sudo -n mkdir -p %s && sudo -n chown \"$(id -u):$(id -g)\" %s; fi\n", q, q, q, q)
-		if force {
-			fmt.Fprintf(&sb, "find %s -mindepth 1 -delete\n", q)
-		}
 	}
 	fmt.Fprintf(&sb, "uname -m; nproc; if test -x %s; then echo have; else echo need; fi\n", fanout.Quote(bin.RemotePath))
 	out, err := run(c, sb.String(), nil)
@@ -123,7 +121,8 @@ func prepare(c *sshx.Conn, bin *Binary, dirs []string, force bool) (cores int, e
 // putFile writes data to path on the node atomically.
 func putFile(c *sshx.Conn, path string, data []byte) error {
 	p := fanout.Quote(path)
-	_, err := run(c, fmt.Sprintf("cat > %s.tmp.$$ && mv -f %s.tmp.$$ %s", p, p, p), bytes.NewReader(data))
+	// A failed write (a full disk) leaves no temporary file behind.
+	_, err := run(c, fmt.Sprintf("t=%s.tmp.$$; if cat > \"$t\" && mv -f \"$t\" %s; then :; else rm -f \"$t\"; exit 1; fi", p, p), bytes.NewReader(data))
 	return err
 }
 
@@ -146,4 +145,10 @@ func listFiles(c *sshx.Conn, dir string) ([]string, error) {
 		}
 	}
 	return files, nil
+}
+
+// readManifests returns the manifests of every job under root on the node.
+func readManifests(c *sshx.Conn, root string) ([]*nodejob.Manifest, error) {
+	out, err := run(c, nodejob.ManifestsCmd(root), nil)
+	return nodejob.ParseManifests(out), err
 }

@@ -7,9 +7,11 @@ import (
 	"slices"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"ec2kit/internal/cli"
+	"ec2kit/internal/nodejob"
 	"ec2kit/internal/schedule"
 )
 
@@ -57,10 +59,20 @@ func (j *job) run(ctx context.Context, nodes []*node) map[string]string {
 // report prints the final line and turns the outcome into the exit status.
 func (j *job) report(ctx context.Context, wall time.Duration, nodeCount int, died map[string]string, unreachable []string) error {
 	o := j.sched.Outcome()
-	total := len(j.keys)
-	fmt.Fprintf(j.prog.w, "orchestrate %s: %d/%d keys, %s in %.1fs (%s/s) on %d node(s)",
-		j.opts.Step, len(o.Done), total, human(float64(o.DoneBytes)), wall.Seconds(),
-		human(float64(o.DoneBytes)/wall.Seconds()), nodeCount-len(died)-len(unreachable))
+	total := len(j.items)
+	// Results kept from an earlier run cost nothing now: they are not part of the rate.
+	worked := o.DoneBytes - j.adoptedBytes
+	fmt.Fprintf(j.prog.w, "orchestrate %s (job %s): %d/%d items, %s in %.1fs (%s/s) on %d node(s)",
+		j.opts.Step, j.name, len(o.Done), total, human(float64(worked)), wall.Seconds(),
+		human(float64(worked)/wall.Seconds()), nodeCount-len(died)-len(unreachable))
+	if j.adopted > 0 {
+		fmt.Fprintf(j.prog.w, ", %d kept from an earlier run", j.adopted)
+	}
+	var skipped int64
+	j.skipped.Range(func(_, v any) bool { skipped += v.(*atomic.Int64).Load(); return true })
+	if skipped > 0 {
+		fmt.Fprintf(j.prog.w, "; skipped %d row(s) too short to hold the column", skipped)
+	}
 	if len(died)+len(unreachable) > 0 {
 		fmt.Fprintf(j.prog.w, "; %d node(s) lost: %s", len(died)+len(unreachable),
 			strings.Join(append(slices.Sorted(maps.Keys(died)), unreachable...), ", "))
@@ -74,7 +86,7 @@ func (j *job) report(ctx context.Context, wall time.Duration, nodeCount int, die
 	unfinished := append(o.Unfinished, j.missing...)
 	if len(unfinished) > 0 {
 		code = cli.ExitUnreachable
-		problems = append(problems, fmt.Sprintf("%d key(s) unfinished: no live node could do them: %s",
+		problems = append(problems, fmt.Sprintf("%d item(s) unfinished: no live node could do them: %s",
 			len(unfinished), keyList(unfinished)))
 	}
 	if len(o.Failed) > 0 {
@@ -83,7 +95,7 @@ func (j *job) report(ctx context.Context, wall time.Duration, nodeCount int, die
 		for _, k := range slices.Sorted(maps.Keys(o.Failed)) {
 			fl = append(fl, fmt.Sprintf("%s: %s", k, o.Failed[k]))
 		}
-		problems = append(problems, fmt.Sprintf("%d key(s) failed:\n  %s", len(fl), strings.Join(fl, "\n  ")))
+		problems = append(problems, fmt.Sprintf("%d item(s) failed:\n  %s", len(fl), strings.Join(fl, "\n  ")))
 	}
 	if code == cli.ExitOK {
 		return nil
@@ -91,7 +103,7 @@ func (j *job) report(ctx context.Context, wall time.Duration, nodeCount int, die
 	err := cli.Errorf(code, "%s", strings.Join(problems, "\n"))
 	if len(unfinished) > 0 {
 		hint := "re-run the same command (finished keys are skipped), with more nodes if some died"
-		if j.opts.Step == Count {
+		if j.opts.Step == nodejob.Count {
 			hint = "their downloaded data is gone with its node: re-run `orchestrate download`, then `orchestrate count`"
 		}
 		return cli.WithHint(err, hint)

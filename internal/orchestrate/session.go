@@ -2,16 +2,19 @@ package orchestrate
 
 import (
 	"bufio"
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
 	"io"
-	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 
 	"golang.org/x/crypto/ssh"
 
+	"ec2kit/internal/fanout"
+	"ec2kit/internal/nodejob"
 	"ec2kit/internal/sshx"
 )
 
@@ -20,18 +23,26 @@ type node struct {
 	id, label string
 	conn      *sshx.Conn
 	cores     int
-	cmd       string // the countpass command line for this node
+	cmd       string              // the countpass command line for this node
+	lockSess  *ssh.Session        // holds the job directory's lock
+	dataJobs  []*nodejob.Manifest // count: the download jobs the node holds
+	old       *nodejob.Manifest   // the job's previous manifest on the node
+	files     []string            // the job directory's files before this run
+	valid     []string            // of those, the results this run keeps
 }
 
-// session runs one countpass on n: it feeds keys as the scheduler hands them out and
-// reports each finished key back. It returns nil when the node is healthy at the end, and
-// the reason when the node must count as dead (connection lost, countpass crashed).
+// session runs one countpass on n: it feeds items as the scheduler hands them out and
+// reports each finished one back. It returns nil when the node is healthy at the end, and
+// the reason when the node must count as dead (connection lost, countpass crashed, a disk
+// that cannot hold results). The end of ctx closes the session, which ends countpass.
 func (j *job) session(ctx context.Context, n *node) error {
 	s, err := n.conn.NewSession()
 	if err != nil {
 		return err
 	}
 	defer s.Close()
+	stop := context.AfterFunc(ctx, func() { s.Close() })
+	defer stop()
 	stdin, err := s.StdinPipe()
 	if err != nil {
 		return err
@@ -46,14 +57,14 @@ func (j *job) session(ctx context.Context, n *node) error {
 		return err
 	}
 
-	// sent holds the keys given to this countpass and not yet reported.
+	// sent holds the items given to this countpass and not yet reported.
 	var mu sync.Mutex
 	sent := map[string]bool{}
 	feedCtx, stopFeeding := context.WithCancel(ctx)
 	fed := make(chan struct{})
 	go func() {
 		defer close(fed)
-		defer stdin.Close() // no more keys: countpass finishes what it has, then exits
+		defer stdin.Close() // no more items: countpass finishes what it has, then exits
 		for {
 			k, ok := j.sched.Next(feedCtx, n.id)
 			if !ok {
@@ -62,56 +73,66 @@ func (j *job) session(ctx context.Context, n *node) error {
 			mu.Lock()
 			sent[k.Name] = true
 			mu.Unlock()
-			if _, err := io.WriteString(stdin, k.Name+"\n"); err != nil {
+			if _, err := io.WriteString(stdin, j.items[k.Name].Encode()+"\n"); err != nil {
 				return
 			}
 		}
 	}()
 
+	var sick error
 	sc := bufio.NewScanner(stdout)
 	sc.Buffer(make([]byte, 64<<10), 1<<20)
 	for sc.Scan() {
-		kind, key, detail, ok := parseLine(sc.Text())
-		if !ok {
+		e, ok := nodejob.ParseEvent(sc.Text())
+		if !ok || e.Kind == "node" {
 			continue
 		}
-		switch kind {
+		switch e.Kind {
 		case "progress":
-			if b, err := strconv.ParseInt(detail, 10, 64); err == nil {
-				j.prog.Partial(n.id, key, b)
-			}
+			j.prog.Partial(n.id, e.ID, e.Bytes)
 			continue
 		case "ok":
-			j.sched.Done(n.id, key)
+			j.sched.Done(n.id, e.ID)
+			j.addSkipped(n.id, e.Skipped)
 		case "err":
-			j.sched.Fail(n.id, key, detail)
-			j.prog.Printf("%s: %s: %s\n", n.label, key, detail)
+			if e.Class == nodejob.Sick {
+				// The node cannot hold results: it leaves the job, and its items go elsewhere.
+				sick = fmt.Errorf("%s: %s", e.ID, e.Msg)
+				stopFeeding()
+				s.Close()
+				continue
+			}
+			j.sched.Fail(n.id, e.ID, e.Msg)
+			j.prog.Printf("%s: %s: %s\n", n.label, e.ID, e.Msg)
 		}
-		j.prog.Settled(n.id, key)
+		j.prog.Settled(n.id, e.ID)
 		mu.Lock()
-		delete(sent, key)
+		delete(sent, e.ID)
 		mu.Unlock()
 	}
 	werr := s.Wait()
 	stopFeeding()
 	<-fed
 	stderr.Flush()
+	if sick != nil {
+		return sick
+	}
 	if lost := n.conn.Lost(); lost != nil {
 		return lost
 	}
 	var exit *ssh.ExitError
 	switch {
-	case werr == nil:
-	case errors.As(werr, &exit) && exit.ExitStatus() == 1:
-		// Some keys failed; they were reported and the node is fine.
-	case errors.As(werr, &exit):
-		return fmt.Errorf("countpass exited with status %d", exit.ExitStatus())
 	case ctx.Err() != nil:
 		return ctx.Err()
+	case werr == nil:
+	case errors.As(werr, &exit) && exit.ExitStatus() == 1:
+		// Some items failed; they were reported and the node is fine.
+	case errors.As(werr, &exit):
+		return fmt.Errorf("countpass exited with status %d", exit.ExitStatus())
 	default:
 		return fmt.Errorf("connection lost: %w", werr)
 	}
-	// A healthy countpass reports every key it was given; one it did not is a failure
+	// A healthy countpass reports every item it was given; one it did not is a failure
 	// (not a death: the node's other results stand).
 	mu.Lock()
 	defer mu.Unlock()
@@ -121,22 +142,13 @@ func (j *job) session(ctx context.Context, n *node) error {
 	return nil
 }
 
-// parseLine splits a countpass output line: "ok\tKEY\tBYTES\tROWS[\tcached]",
-// "err\tKEY\tMESSAGE" or "progress\tKEY\tBYTES" (keys never hold tabs: countpass refuses
-// them). Other line types are for newer readers: ok is false.
-func parseLine(line string) (kind, key, detail string, ok bool) {
-	f := strings.SplitN(line, "\t", 3)
-	if len(f) < 3 {
-		return "", "", "", false
+// addSkipped adds to the rows a node skipped for being too short.
+func (j *job) addSkipped(node string, n int64) {
+	if n == 0 {
+		return
 	}
-	switch f[0] {
-	case "ok":
-		bytes, _, _ := strings.Cut(f[2], "\t")
-		return f[0], f[1], bytes, true
-	case "err", "progress":
-		return f[0], f[1], f[2], true
-	}
-	return "", "", "", false
+	v, _ := j.skipped.LoadOrStore(node, new(atomic.Int64))
+	v.(*atomic.Int64).Add(n)
 }
 
 // lineWriter calls emit with each whole line written to it.
@@ -168,4 +180,74 @@ func (w *lineWriter) Flush() {
 		w.emit(string(w.buf))
 		w.buf = nil
 	}
+}
+
+// hold starts the session that holds the job directory's lock on the node for as long as
+// this run lasts (it ends when the connection does, however that happens).
+func (n *node) hold(ctx context.Context, bin *Binary, dir string) error {
+	s, err := n.conn.NewSession()
+	if err != nil {
+		return err
+	}
+	if _, err := s.StdinPipe(); err != nil { // kept open: its end releases the lock
+		s.Close()
+		return err
+	}
+	out, err := s.StdoutPipe()
+	if err != nil {
+		s.Close()
+		return err
+	}
+	var stderr bytes.Buffer
+	s.Stderr = &stderr
+	if err := s.Start(bin.RemotePath + " --hold " + fanout.Quote(dir)); err != nil {
+		s.Close()
+		return err
+	}
+	line, err := bufio.NewReader(out).ReadString('\n')
+	switch strings.TrimSpace(line) {
+	case "locked":
+		n.lockSess = s
+		return nil
+	case "busy":
+		s.Close()
+		return errBusy
+	}
+	s.Close()
+	if msg := strings.TrimSpace(stderr.String()); msg != "" {
+		return errors.New(msg)
+	}
+	return fmt.Errorf("taking the lock: %v", err)
+}
+
+// survey reads what the job directory holds: the previous run's manifest and the files.
+func (n *node) survey(dir string) error {
+	b, err := readFile(n.conn, dir+"/"+nodejob.ManifestName)
+	if err != nil {
+		return err
+	}
+	if len(b) > 0 {
+		n.old, _ = nodejob.DecodeManifest(b) // unreadable: every file counts as stale
+	}
+	n.files, err = listFiles(n.conn, dir)
+	return err
+}
+
+// write prepares the job directory for this run: it removes stale results (or, with force,
+// every earlier result of this job) and writes the manifest.
+func (n *node) write(dir string, stale []string, force bool, manifest []byte) error {
+	q := fanout.Quote(dir)
+	if force {
+		stale = n.files
+	}
+	if len(stale) > 0 {
+		var list bytes.Buffer
+		for _, f := range stale {
+			list.WriteString(f + "\x00")
+		}
+		if _, err := run(n.conn, "cd "+q+" && xargs -0 rm -f --", &list); err != nil {
+			return err
+		}
+	}
+	return putFile(n.conn, dir+"/"+nodejob.ManifestName, manifest)
 }

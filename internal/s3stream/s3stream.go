@@ -31,10 +31,11 @@ func ParseURL(s string) (bucket, prefix string, err error) {
 	return bucket, prefix, nil
 }
 
-// Object is one S3 object with its size.
+// Object is one S3 object with its size and ETag (the version a read is pinned to).
 type Object struct {
 	Key  string
 	Size int64
+	ETag string
 }
 
 // Client reads objects of one bucket.
@@ -65,7 +66,7 @@ func (c *Client) List(ctx context.Context, prefix, match string) ([]Object, erro
 		}
 		for _, o := range page.Contents {
 			if k := aws.ToString(o.Key); strings.Contains(k, match) {
-				out = append(out, Object{Key: k, Size: aws.ToInt64(o.Size)})
+				out = append(out, Object{Key: k, Size: aws.ToInt64(o.Size), ETag: aws.ToString(o.ETag)})
 			}
 		}
 	}
@@ -81,7 +82,7 @@ func (c *Client) Stat(ctx context.Context, key string) (Object, error) {
 	if err != nil {
 		return Object{}, c.err(key, err)
 	}
-	return Object{Key: key, Size: aws.ToInt64(h.ContentLength)}, nil
+	return Object{Key: key, Size: aws.ToInt64(h.ContentLength), ETag: aws.ToString(h.ETag)}, nil
 }
 
 // err names the object in an S3 error and makes a missing key recognisable.
