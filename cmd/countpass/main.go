@@ -12,18 +12,18 @@ import (
 
 type args struct {
 	cli.VersionFlag
-	Files        []string `arg:"positional" placeholder:"FILE" help:"files to count (filter mode; default stdin)"`
-	Keys         bool     `arg:"--keys" help:"S3 keys on stdin: stream, count, write RESULTS/<key>"`
-	Download     bool     `arg:"--download" help:"S3 keys on stdin: write their first 5 fields to DATA/<key>"`
-	CountFiles   bool     `arg:"--count-files" help:"keys on stdin: count DATA/<key>, write RESULTS/<key>"`
-	Src          string   `arg:"--src" placeholder:"s3://BUCKET[/PREFIX]" help:"where the keys live (--keys, --download)"`
-	Results      string   `arg:"--results" default:"/mnt/results" help:"directory of result files"`
-	Data         string   `arg:"--data" default:"/mnt/data" help:"directory of downloaded data"`
-	Jobs         int      `arg:"-j,--jobs" help:"keys processed at once [default: number of CPUs]"`
-	Streams      int      `arg:"--streams" default:"6" help:"ranged GETs in flight per object"`
-	PartMiB      int64    `arg:"--part-mib" default:"8" help:"size of each ranged GET, MiB"`
-	Progress     bool     `arg:"--progress" help:"print progress lines (source bytes read) once a second per key"`
-	Hold         string   `arg:"--hold" placeholder:"DIR" help:"take the lock of job directory DIR, print locked (or busy), keep it until stdin ends"`
+	Files      []string `arg:"positional" placeholder:"FILE" help:"files to count (filter mode; default stdin)"`
+	Keys       bool     `arg:"--keys" help:"S3 keys on stdin: stream, count, write RESULTS/<key>"`
+	Download   bool     `arg:"--download" help:"S3 keys on stdin: write their first 5 fields to DATA/<key>"`
+	CountFiles bool     `arg:"--count-files" help:"keys on stdin: count DATA/<key>, write RESULTS/<key>"`
+	Src        string   `arg:"--src" placeholder:"s3://BUCKET[/PREFIX]" help:"where the keys live (--keys, --download)"`
+	Results    string   `arg:"--results" default:"/mnt/results" help:"directory of result files"`
+	Data       string   `arg:"--data" default:"/mnt/data" help:"directory of downloaded data"`
+	Jobs       int      `arg:"-j,--jobs" help:"keys processed at once [default: number of CPUs]"`
+	Streams    int      `arg:"--streams" default:"6" help:"ranged GETs in flight per object"`
+	PartMiB    int64    `arg:"--part-mib" default:"8" help:"size of each ranged GET, MiB"`
+	Progress   bool     `arg:"--progress" help:"print progress lines (source bytes read) once a second per key"`
+	Hold       string   `arg:"--hold" placeholder:"DIR" help:"take the lock of job directory DIR, print locked (or busy), keep it until stdin ends"`
 }
 
 const examples = `  countpass < yellow_tripdata_2015-01.csv

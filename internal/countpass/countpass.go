@@ -23,18 +23,18 @@ import (
 
 // Options are countpass's flags.
 type Options struct {
-	Files        []string
-	Keys         bool   // S3 keys on stdin -> results
-	Download     bool   // S3 keys on stdin -> first 5 fields in Data
-	CountFiles   bool   // keys on stdin, read from Data -> results
-	Src          string // s3://bucket[/prefix]
-	Results      string
-	Data         string
-	Jobs         int
-	Streams      int   // ranged GETs in flight per object
-	PartSize     int64 // bytes per ranged GET
-	Progress     bool
-	Hold         string // hold the lock of this job directory until stdin ends
+	Files      []string
+	Keys       bool   // S3 keys on stdin -> results
+	Download   bool   // S3 keys on stdin -> first 5 fields in Data
+	CountFiles bool   // keys on stdin, read from Data -> results
+	Src        string // s3://bucket[/prefix]
+	Results    string
+	Data       string
+	Jobs       int
+	Streams    int   // ranged GETs in flight per object
+	PartSize   int64 // bytes per ranged GET
+	Progress   bool
+	Hold       string // hold the lock of this job directory until stdin ends
 }
 
 // Run runs countpass with stdin and stdout as given (stderr is os.Stderr).

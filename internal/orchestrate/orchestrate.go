@@ -54,8 +54,8 @@ type job struct {
 	input *nodejob.Manifest       // count: the download job it reads
 	// pinned maps count's items to the node holding their downloaded data.
 	pinned map[string]string
-	sched *schedule.Scheduler
-	prog  *progress
+	sched  *schedule.Scheduler
+	prog   *progress
 	// missing are items count cannot do because no node holds their downloaded data.
 	missing []schedule.Key
 	skipped sync.Map // node id -> *atomic.Int64: rows too short to hold the column
