@@ -1,51 +1,76 @@
-// Package schedule decides which node runs which key of a job. Keys go out largest first,
-// and only when a node has room (a bounded number of outstanding keys each), so a node that
+// Package schedule decides which node runs which item of a job. Items go out largest first,
+// and only when a node has room (a bounded number of outstanding items each), so a node that
 // finishes early simply takes more and one slow node never holds a long queue. A node that
-// dies gives back every key whose result lived on it — running or finished, since its disk
-// is gone — and the survivors redo them.
+// dies gives back every item whose result lived on it — running or finished, since its disk
+// is gone (unless results are durable elsewhere) — and the survivors redo them. An attempt
+// that fails may be retried on another node, and, once nothing is pending, an item running
+// far longer than the median is started again on a node with room: the first copy to finish
+// wins and the others are cancelled.
 package schedule
 
 import (
 	"context"
+	"fmt"
+	"slices"
 	"sort"
 	"sync"
+	"time"
 )
 
-// Key is one unit of work: an S3 object and its size in bytes.
+// Key is one unit of work: its name (the result's) and the bytes it reads.
 type Key struct {
 	Name string
 	Size int64
 }
 
-// Scheduler hands out keys to nodes. It is safe for concurrent use: each node's feeder calls
-// Next, its reader calls Done/Fail, and whoever notices a death calls Dead.
+// Policy is how failures and stragglers are handled.
+type Policy struct {
+	Retries int  // attempts after the first, each on a node that has not failed the item
+	Durable bool // results outlive their node (they are in S3): a death gives back only running items
+	// Speculate starts a second copy of an item running longer than Factor times the median
+	// finished item, and at least Min, when a node has room and nothing is pending.
+	Speculate bool
+	Factor    float64
+	Min       time.Duration
+}
+
+// Scheduler hands out items to nodes. It is safe for concurrent use: each node's feeder calls
+// Next, its reader calls Done/Fail/Retry, and whoever notices a death calls Dead.
 type Scheduler struct {
-	mu      sync.Mutex
-	changed chan struct{} // closed (and replaced) on every state change, to wake waiters
-	keys    map[string]Key
-	pending []Key             // largest first
-	running map[string]string // key -> node working on it
-	owner   map[string]string // key -> node holding its result
-	failed  map[string]string // key -> why it failed (a data error: not retried)
-	pin     map[string]string // key -> the only node that can do it (its input is local there)
-	lost    map[string]bool   // pinned keys whose node died: nobody can do them now
-	nodes   map[string]*node
+	mu        sync.Mutex
+	changed   chan struct{} // closed (and replaced) on every state change, to wake waiters
+	policy    Policy
+	keys      map[string]Key
+	pending   []Key                           // largest first
+	running   map[string]map[string]time.Time // key -> node -> started
+	owner     map[string]string               // key -> node holding its result
+	failed    map[string]string               // key -> why it failed for good
+	tried     map[string]map[string]bool      // key -> nodes whose attempt failed
+	pin       map[string]string               // key -> the only node that can do it (its input is local there)
+	lost      map[string]bool                 // pinned keys whose node died: nobody can do them now
+	nodes     map[string]*node
+	durations []time.Duration // of finished items, for the straggler rule
+	// OnCancel, when set, is called (without the lock held) for every copy of an item that
+	// another copy made unnecessary: the node should stop it.
+	OnCancel func(node, key string)
 }
 
 type node struct {
-	window      int // how many keys it may hold at once
+	window      int // how many items it may hold at once
 	outstanding int
 	dead        bool
 }
 
-// New returns a scheduler for keys (duplicate names count once).
+// New returns a scheduler for keys (duplicate names count once) with the default policy:
+// no retries, no speculation.
 func New(keys []Key) *Scheduler {
 	s := &Scheduler{
 		changed: make(chan struct{}),
 		keys:    make(map[string]Key, len(keys)),
-		running: map[string]string{},
+		running: map[string]map[string]time.Time{},
 		owner:   map[string]string{},
 		failed:  map[string]string{},
+		tried:   map[string]map[string]bool{},
 		pin:     map[string]string{},
 		lost:    map[string]bool{},
 		nodes:   map[string]*node{},
@@ -60,6 +85,13 @@ func New(keys []Key) *Scheduler {
 	return s
 }
 
+// SetPolicy sets how failures and stragglers are handled; call it before handing out work.
+func (s *Scheduler) SetPolicy(p Policy) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.policy = p
+}
+
 // sortKeys orders largest first, then by name so that runs are reproducible.
 func sortKeys(ks []Key) {
 	sort.Slice(ks, func(i, j int) bool {
@@ -70,7 +102,7 @@ func sortKeys(ks []Key) {
 	})
 }
 
-// AddNode registers a node that may hold up to window keys at a time (at least one).
+// AddNode registers a node that may hold up to window items at a time (at least one).
 func (s *Scheduler) AddNode(name string, window int) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
@@ -117,10 +149,10 @@ func (s *Scheduler) Pin(key, nodeName string) {
 	s.notify()
 }
 
-// Next blocks until node has room and a key is pending, and hands it the largest one. It
-// returns false when there is nothing more for this node to do: the node is dead, ctx is
-// done, or no key is pending and none runs elsewhere (so no death can bring one back while
-// this node waits).
+// Next blocks until node has room and an item for it, and hands it the largest pending one
+// (or, with speculation, a second copy of a straggler). It returns false when there is
+// nothing more for this node to do: the node is dead, ctx is done, or nothing is pending
+// and nothing runs elsewhere (so no death can bring work back while this node waits).
 func (s *Scheduler) Next(ctx context.Context, nodeName string) (Key, bool) {
 	for {
 		s.mu.Lock()
@@ -130,75 +162,199 @@ func (s *Scheduler) Next(ctx context.Context, nodeName string) (Key, bool) {
 			return Key{}, false
 		}
 		i := s.nextFor(nodeName)
-		if i >= 0 && n.outstanding < n.window {
-			k := s.pending[i]
-			s.pending = append(s.pending[:i], s.pending[i+1:]...)
-			s.running[k.Name] = nodeName
-			n.outstanding++
-			s.notify()
-			s.mu.Unlock()
-			return k, true
+		if n.outstanding < n.window {
+			if i >= 0 {
+				k := s.pending[i]
+				s.pending = append(s.pending[:i], s.pending[i+1:]...)
+				s.start(k.Name, nodeName)
+				s.mu.Unlock()
+				return k, true
+			}
+			if k, ok := s.straggler(nodeName); ok {
+				s.start(k.Name, nodeName)
+				s.mu.Unlock()
+				return k, true
+			}
 		}
 		if i < 0 && !s.runningElsewhere(nodeName) {
 			s.mu.Unlock()
 			return Key{}, false
 		}
 		wait := s.changed
+		var tick <-chan time.Time
+		if s.policy.Speculate {
+			tick = time.After(250 * time.Millisecond) // stragglers become so with time alone
+		}
 		s.mu.Unlock()
 		select {
 		case <-wait:
+		case <-tick:
 		case <-ctx.Done():
 		}
 	}
 }
 
+// start records that nodeName runs key; the caller holds s.mu.
+func (s *Scheduler) start(key, nodeName string) {
+	if s.running[key] == nil {
+		s.running[key] = map[string]time.Time{}
+	}
+	s.running[key][nodeName] = time.Now()
+	s.nodes[nodeName].outstanding++
+	s.notify()
+}
+
 // nextFor returns the index of the largest pending key nodeName may take, or -1.
 func (s *Scheduler) nextFor(nodeName string) int {
 	for i, k := range s.pending {
-		if on, pinned := s.pin[k.Name]; !pinned || on == nodeName {
+		if s.eligible(k.Name, nodeName) {
 			return i
 		}
 	}
 	return -1
 }
 
+// eligible reports whether nodeName may run key: not pinned elsewhere, and not a node whose
+// attempt at it failed.
+func (s *Scheduler) eligible(key, nodeName string) bool {
+	if on, pinned := s.pin[key]; pinned && on != nodeName {
+		return false
+	}
+	return !s.tried[key][nodeName]
+}
+
+// straggler picks the item running longest on one other node, if it has run past the
+// policy's bound; the caller holds s.mu.
+func (s *Scheduler) straggler(nodeName string) (Key, bool) {
+	if !s.policy.Speculate || len(s.durations) == 0 {
+		return Key{}, false
+	}
+	d := slices.Clone(s.durations)
+	slices.Sort(d)
+	bound := max(time.Duration(float64(d[len(d)/2])*s.policy.Factor), s.policy.Min)
+	var best string
+	var oldest time.Time
+	for key, copies := range s.running {
+		if len(copies) != 1 || !s.eligible(key, nodeName) {
+			continue
+		}
+		for on, started := range copies {
+			if on != nodeName && time.Since(started) > bound && (best == "" || started.Before(oldest)) {
+				best, oldest = key, started
+			}
+		}
+	}
+	return s.keys[best], best != ""
+}
+
 func (s *Scheduler) runningElsewhere(nodeName string) bool {
-	for _, on := range s.running {
-		if on != nodeName && !s.nodes[on].dead {
+	for _, copies := range s.running {
+		for on := range copies {
+			if on != nodeName && !s.nodes[on].dead {
+				return true
+			}
+		}
+	}
+	return false
+}
+
+// stop removes nodeName's copy of key; the caller holds s.mu.
+func (s *Scheduler) stop(key, nodeName string) {
+	delete(s.running[key], nodeName)
+	if len(s.running[key]) == 0 {
+		delete(s.running, key)
+	}
+	if n := s.nodes[nodeName]; !n.dead {
+		n.outstanding--
+	}
+}
+
+// Done records that node finished key and holds its result; any other copy is cancelled.
+// Reports from a node that does not run the key (a dead node's late lines, a cancelled copy,
+// a duplicate) are ignored and return false.
+func (s *Scheduler) Done(nodeName, key string) bool {
+	return s.settle(nodeName, key, func() {
+		s.owner[key] = nodeName
+		s.durations = append(s.durations, time.Since(s.running[key][nodeName]))
+	})
+}
+
+// Fail records that key failed on node for a reason that retrying elsewhere would not cure
+// (bad data, missing object); it is reported, not redone.
+func (s *Scheduler) Fail(nodeName, key, why string) bool {
+	return s.settle(nodeName, key, func() { s.failed[key] = why })
+}
+
+// settle ends every copy of key after nodeName's copy settled it, and cancels the others.
+func (s *Scheduler) settle(nodeName, key string, record func()) bool {
+	s.mu.Lock()
+	if _, ok := s.running[key][nodeName]; !ok {
+		s.mu.Unlock()
+		return false
+	}
+	record()
+	var others []string
+	for on := range s.running[key] {
+		if on != nodeName {
+			others = append(others, on)
+		}
+		s.stop(key, on)
+	}
+	s.notify()
+	cancel := s.OnCancel
+	s.mu.Unlock()
+	if cancel != nil {
+		for _, on := range others {
+			cancel(on, key)
+		}
+	}
+	return true
+}
+
+// Retry records that node's attempt at key failed in a way another node may not (the
+// command's exit, a signal). The item goes back for a node that has not failed it, while the
+// policy's retries last; then it fails for good with why.
+func (s *Scheduler) Retry(nodeName, key, why string) bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if _, ok := s.running[key][nodeName]; !ok {
+		return false
+	}
+	s.stop(key, nodeName)
+	if s.tried[key] == nil {
+		s.tried[key] = map[string]bool{}
+	}
+	s.tried[key][nodeName] = true
+	if len(s.running[key]) > 0 {
+		return true // another copy still runs
+	}
+	switch {
+	case len(s.tried[key]) > s.policy.Retries:
+		s.failed[key] = fmt.Sprintf("%s (after %d attempt(s))", why, len(s.tried[key]))
+	case !s.anyEligible(key):
+		s.failed[key] = fmt.Sprintf("%s (no other node left to try)", why)
+	default:
+		s.pending = append(s.pending, s.keys[key])
+		sortKeys(s.pending)
+	}
+	s.notify()
+	return true
+}
+
+// anyEligible reports whether some live node may run key; the caller holds s.mu.
+func (s *Scheduler) anyEligible(key string) bool {
+	for name, n := range s.nodes {
+		if !n.dead && s.eligible(key, name) {
 			return true
 		}
 	}
 	return false
 }
 
-// Done records that node finished key and holds its result. Reports from a node that does
-// not hold the key (a dead node's late lines, a duplicate) are ignored and return false.
-func (s *Scheduler) Done(nodeName, key string) bool {
-	return s.finish(nodeName, key, func() { s.owner[key] = nodeName })
-}
-
-// Fail records that key failed on node for a reason that retrying elsewhere would not cure
-// (bad data, missing object); it is reported, not redone.
-func (s *Scheduler) Fail(nodeName, key, why string) bool {
-	return s.finish(nodeName, key, func() { s.failed[key] = why })
-}
-
-func (s *Scheduler) finish(nodeName, key string, record func()) bool {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	if s.running[key] != nodeName {
-		return false
-	}
-	delete(s.running, key)
-	s.nodes[nodeName].outstanding--
-	record()
-	s.notify()
-	return true
-}
-
-// Dead marks node dead and puts back every key whose result lived only there — the ones it
-// was running and the ones it had finished — for the survivors to redo (pinned keys are lost
-// instead). It returns those keys (nil when the node was already dead).
+// Dead marks node dead and puts back every item whose result lived only there — the ones it
+// was running and (unless results are durable) the ones it had finished — for the survivors
+// to redo (pinned items are lost instead). It returns those items (nil when the node was
+// already dead).
 func (s *Scheduler) Dead(nodeName string) []Key {
 	s.mu.Lock()
 	defer s.mu.Unlock()
@@ -209,19 +365,23 @@ func (s *Scheduler) Dead(nodeName string) []Key {
 	n.dead = true
 	n.outstanding = 0
 	var back []Key
-	for k, on := range s.running {
-		if on == nodeName {
-			delete(s.running, k)
-			back = append(back, s.keys[k])
+	for k, copies := range s.running {
+		if _, ok := copies[nodeName]; ok {
+			s.stop(k, nodeName)
+			if len(s.running[k]) == 0 {
+				back = append(back, s.keys[k])
+			}
 		}
 	}
-	for k, on := range s.owner {
-		if on == nodeName {
-			delete(s.owner, k)
-			back = append(back, s.keys[k])
+	if !s.policy.Durable {
+		for k, on := range s.owner {
+			if on == nodeName {
+				delete(s.owner, k)
+				back = append(back, s.keys[k])
+			}
 		}
 	}
-	// Pending keys pinned here are lost too: nobody else holds their input.
+	// Pending items pinned here are lost too: nobody else holds their input.
 	var keep []Key
 	for _, k := range s.pending {
 		if s.pin[k.Name] == nodeName {
@@ -238,6 +398,16 @@ func (s *Scheduler) Dead(nodeName string) []Key {
 			s.pending = append(s.pending, k)
 		}
 	}
+	// An item that every survivor already failed has no node left to try.
+	keep = s.pending[:0]
+	for _, k := range s.pending {
+		if len(s.tried[k.Name]) > 0 && !s.anyEligible(k.Name) {
+			s.failed[k.Name] = "failed on every node that is left"
+			continue
+		}
+		keep = append(keep, k)
+	}
+	s.pending = keep
 	sortKeys(s.pending)
 	sortKeys(back)
 	s.notify()
@@ -257,7 +427,7 @@ func (s *Scheduler) Alive() int {
 	return a
 }
 
-// Complete reports whether nothing is left to hand out or wait for: every key is done on a
+// Complete reports whether nothing is left to hand out or wait for: every item is done on a
 // live node, failed, or lost.
 func (s *Scheduler) Complete() bool {
 	s.mu.Lock()

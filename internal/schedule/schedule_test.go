@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"math/rand/v2"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -262,5 +263,81 @@ func TestPinnedKeysStayAndAreLostWithTheirNode(t *testing.T) {
 	}
 	if o := s.Outcome(); len(o.Unfinished) != 2 || len(o.Done) != 1 {
 		t.Fatalf("outcome %+v", o)
+	}
+}
+
+func TestRetryOnAnotherNode(t *testing.T) {
+	s := New(keys(5, 1))
+	s.SetPolicy(Policy{Retries: 1})
+	s.AddNode("a", 1)
+	s.AddNode("b", 1)
+	ctx := context.Background()
+	k, _ := s.Next(ctx, "a") // k00
+	s.Retry("a", k.Name, "exit status 1")
+	// a failed k00: it gets k01, and k00 waits for b.
+	if k2, _ := s.Next(ctx, "a"); k2.Name != "k01" {
+		t.Fatalf("a must not get its failed item again, got %v", k2)
+	}
+	kb, _ := s.Next(ctx, "b")
+	if kb.Name != "k00" {
+		t.Fatalf("b must retry k00, got %v", kb)
+	}
+	s.Retry("b", kb.Name, "exit status 2")
+	o := s.Outcome()
+	if !strings.Contains(o.Failed["k00"], "exit status 2 (after 2 attempt(s))") {
+		t.Fatalf("want k00 failed after its retries: %+v", o)
+	}
+	// With no other node to try, an attempt's failure is final at once.
+	s = New(keys(1))
+	s.SetPolicy(Policy{Retries: 3})
+	s.AddNode("a", 1)
+	k, _ = s.Next(ctx, "a")
+	s.Retry("a", k.Name, "boom")
+	if !strings.Contains(s.Outcome().Failed["k00"], "no other node") || !s.Complete() {
+		t.Fatalf("%+v", s.Outcome())
+	}
+}
+
+func TestDurableResultsSurviveTheirNode(t *testing.T) {
+	s := New(keys(2, 1))
+	s.SetPolicy(Policy{Durable: true})
+	s.AddNode("a", 2)
+	s.AddNode("b", 1)
+	ctx := context.Background()
+	k1, _ := s.Next(ctx, "a")
+	k2, _ := s.Next(ctx, "a")
+	s.Done("a", k1.Name)
+	if back := s.Dead("a"); len(back) != 1 || back[0] != k2 {
+		t.Fatalf("only the running item comes back: %v", back)
+	}
+	if o := s.Outcome(); o.Done[k1.Name] != "a" {
+		t.Fatalf("the durable result stays done: %+v", o)
+	}
+}
+
+func TestStragglerRunsTwiceAndCountsOnce(t *testing.T) {
+	s := New(keys(3, 2, 1))
+	s.SetPolicy(Policy{Speculate: true, Factor: 2, Min: 50 * time.Millisecond})
+	var cancelled []string
+	s.OnCancel = func(node, key string) { cancelled = append(cancelled, node+":"+key) }
+	s.AddNode("slow", 1)
+	s.AddNode("fast", 1)
+	ctx := context.Background()
+	slowKey, _ := s.Next(ctx, "slow") // k00, which hangs there
+	k, _ := s.Next(ctx, "fast")
+	s.Done("fast", k.Name)
+	k, _ = s.Next(ctx, "fast")
+	s.Done("fast", k.Name)
+	// Nothing is pending: after the bound, fast gets a second copy of slow's item.
+	start := time.Now()
+	dup, ok := s.Next(ctx, "fast")
+	if !ok || dup != slowKey || time.Since(start) < 40*time.Millisecond {
+		t.Fatalf("want a copy of %v after the bound, got %v %v after %v", slowKey, dup, ok, time.Since(start))
+	}
+	if !s.Done("fast", dup.Name) || len(cancelled) != 1 || cancelled[0] != "slow:k00" {
+		t.Fatalf("the first copy wins and the other is cancelled: %v", cancelled)
+	}
+	if s.Done("slow", slowKey.Name) || s.Outcome().Done["k00"] != "fast" || !s.Complete() {
+		t.Fatalf("the late copy must not count: %+v", s.Outcome())
 	}
 }
