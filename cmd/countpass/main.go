@@ -16,6 +16,12 @@ type args struct {
 	Keys       bool     `arg:"--keys" help:"S3 keys on stdin: stream, count, write RESULTS/<key>"`
 	Download   bool     `arg:"--download" help:"S3 keys on stdin: write their first 5 fields to DATA/<key>"`
 	CountFiles bool     `arg:"--count-files" help:"keys on stdin: count DATA/<key>, write RESULTS/<key>"`
+	Map        bool     `arg:"--map" help:"S3 items on stdin: stream each into --cmd, its stdout is RESULTS/<item> (orchestrate map)"`
+	Cmd        string   `arg:"--cmd" help:"--map: the command, run under bash -c"`
+	Work       string   `arg:"--work" placeholder:"DIR" help:"--map: the command's working directory"`
+	Node       string   `arg:"--node" placeholder:"ID" help:"--map: this instance's id (EC2KIT_NODE)"`
+	Dst        string   `arg:"--dst" placeholder:"s3://BUCKET/PREFIX/" help:"--map: also put each result there"`
+	Header     bool     `arg:"--header" help:"--map: pieces after an object's first start with the object's first line"`
 	Src        string   `arg:"--src" placeholder:"s3://BUCKET[/PREFIX]" help:"where the keys live (--keys, --download)"`
 	Results    string   `arg:"--results" default:"/mnt/results" help:"directory of result files"`
 	Data       string   `arg:"--data" default:"/mnt/data" help:"directory of downloaded data"`
@@ -42,6 +48,7 @@ func main() {
 				Files: a.Files, Keys: a.Keys, Download: a.Download, CountFiles: a.CountFiles,
 				Src: a.Src, Results: a.Results, Data: a.Data, Jobs: a.Jobs, Streams: a.Streams,
 				PartSize: a.PartMiB << 20, Progress: a.Progress, Hold: a.Hold,
+				Map: a.Map, Cmd: a.Cmd, Work: a.Work, Node: a.Node, Dst: a.Dst, Header: a.Header,
 			}, os.Stdin, os.Stdout)
 		})
 }

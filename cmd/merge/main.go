@@ -15,6 +15,7 @@ type args struct {
 	Job       string   `arg:"--job" placeholder:"NAME" help:"the job to merge (default: the newest on the nodes)"`
 	Cat       bool     `arg:"--cat" help:"write every result to stdout in order (key order, pieces in offset order) instead of summing"`
 	Header    bool     `arg:"--header" help:"with --cat: drop the first line of every result but the first"`
+	From      string   `arg:"--from" placeholder:"s3://BUCKET/PREFIX/" help:"read a map job's results from its --dst instead of from instances"`
 	Yes       bool     `arg:"-y,--yes" help:"accepted for symmetry with the other fleet commands (merge changes nothing)"`
 	Keep      string   `arg:"--keep" placeholder:"DIR" help:"keep the pulled results in DIR/<instance-id>/ (default: a temporary directory, removed)"`
 	Partial   bool     `arg:"--partial" help:"sum what there is, with a warning, when a node is unreachable or a key's result is missing or malformed"`
@@ -38,10 +39,13 @@ never silently short. An unreachable node is only a note when the others hold ev
 func main() {
 	var a args
 	cli.Main(&a, "merge: sum the results of every instance", examples, func(ctx context.Context) error {
-		sels, err := cli.Selectors(a.Selectors)
-		if err != nil {
-			return err
+		var sels []string
+		if a.From == "" || len(a.Selectors) > 0 {
+			var err error
+			if sels, err = cli.Selectors(a.Selectors); err != nil {
+				return err
+			}
 		}
-		return merge.Run(ctx, merge.Options{Selectors: sels, Job: a.Job, Cat: a.Cat, Header: a.Header, Keep: a.Keep, Partial: a.Partial, SSH: a.Conn}, os.Stdout, os.Stderr)
+		return merge.Run(ctx, merge.Options{Selectors: sels, From: a.From, Job: a.Job, Cat: a.Cat, Header: a.Header, Keep: a.Keep, Partial: a.Partial, SSH: a.Conn}, os.Stdout, os.Stderr)
 	})
 }

@@ -1,5 +1,6 @@
-// Command orchestrate runs the data job on a fleet: S3 keys spread over every core of every
-// instance, progress, and survival of a node that dies.
+// Command orchestrate runs a job on a fleet: S3 objects (or line-aligned pieces of them)
+// spread over every core of every instance, progress, retries, and survival of a node that
+// dies.
 package main
 
 import (
@@ -11,15 +12,22 @@ import (
 )
 
 type args struct {
-	Step      string   `arg:"positional,required" placeholder:"STEP" help:"download (S3 -> first 5 columns -> /mnt/data), count (/mnt/data -> /mnt/results) or combined (S3 -> /mnt/results)"`
-	Selectors []string `arg:"positional" placeholder:"SELECTOR" help:"instance id, Name tag value or key=value tag (several: union; - or a pipe: ids on stdin)"`
-	Src       string   `arg:"--src" default:"s3://nyc-tlc/trip data/" help:"S3 prefix holding the objects"`
-	Match     string   `arg:"--match" default:"yellow" help:"only keys containing this string"`
-	Job       string   `arg:"--job" placeholder:"NAME" help:"the job's name: its directory on the nodes (default: derived from the step, source, match and column)"`
-	Input     string   `arg:"--input" placeholder:"JOB" help:"count: the download job to read (default: the newest on the nodes)"`
-	Force     bool     `arg:"--force" help:"redo every key: clear the nodes' earlier results first (default: keep and skip them)"`
-	Jobs      int      `arg:"-j,--jobs" help:"keys at once per node (default: the node's cores)"`
-	Yes       bool     `arg:"-y,--yes" help:"do not ask for confirmation when a selector is a name or tag (required without a terminal)"`
+	Step        string   `arg:"positional,required" placeholder:"STEP" help:"map (your --cmd over every object or piece), combined (S3 -> counts), download (S3 -> first 5 columns -> /mnt/data) or count (/mnt/data -> counts)"`
+	Selectors   []string `arg:"positional" placeholder:"SELECTOR" help:"instance id, Name tag value or key=value tag (several: union; - or a pipe: ids on stdin)"`
+	Src         string   `arg:"--src" default:"s3://nyc-tlc/trip data/" help:"S3 prefix holding the objects"`
+	Match       *string  `arg:"--match" help:"only keys containing this string [default: yellow; for map: every key]"`
+	Cmd         string   `arg:"--cmd" help:"map: the command each item's bytes stream into (bash -c, in the job's working directory); its stdout is the item's result"`
+	Split       cli.Size `arg:"--split" placeholder:"SIZE" help:"map: cut plain-text objects larger than SIZE (e.g. 64MiB) into line-aligned pieces"`
+	Header      bool     `arg:"--header" help:"map: every piece after an object's first starts with the object's first line"`
+	Put         []string `arg:"--put,separate" placeholder:"FILE" help:"map: copy FILE into the job's working directory on every node (repeatable)"`
+	Dst         string   `arg:"--dst" placeholder:"s3://BUCKET/PREFIX/" help:"map: also put every result (and the manifest) there; a re-run skips what is there"`
+	Retries     int      `arg:"--retries" default:"1" help:"map: attempts after a failed one, each on another node"`
+	NoSpeculate bool     `arg:"--no-speculate" help:"map: never start a second copy of an item that runs far longer than the median"`
+	Job         string   `arg:"--job" placeholder:"NAME" help:"the job's name: its directory on the nodes (default: derived from what defines the job)"`
+	Input       string   `arg:"--input" placeholder:"JOB" help:"count: the download job to read (default: the newest on the nodes)"`
+	Force       bool     `arg:"--force" help:"redo every item: clear this job's earlier results first (default: keep and skip them)"`
+	Jobs        int      `arg:"-j,--jobs" help:"items at once per node (default: the node's cores)"`
+	Yes         bool     `arg:"-y,--yes" help:"do not ask for confirmation when a selector is a name or tag (required without a terminal)"`
 	hosts.Conn
 	cli.VersionFlag
 }
@@ -30,25 +38,45 @@ const examples = `  ids=$(ec2-new --num 4 --type i3en.2xlarge)
   orchestrate download $ids && orchestrate count $ids   # the two-step variant
   orchestrate combined $ids --src s3://my-bucket/csv/ --match 2019
   orchestrate combined $ids --force          # redo everything
+  orchestrate map $ids --src s3://b/big/ --split 64MiB --header --put classify.py \
+      --cmd 'python3 classify.py' --dst s3://b/out/
+  merge --cat --header --from s3://b/out/ > out.csv
 
-countpass (next to this binary, or on PATH) is copied to each node over SSH. Keys go out
-largest first, a few per node at a time, so fast nodes take more. If a node dies, the keys
-it held (finished or not) are redone on the others; the job succeeds if every key ends up
-done on a live node. Each job lives in a directory of its own on every node,
+countpass (next to this binary, or on PATH) is copied to each node over SSH. Items go out
+largest first, a few per node at a time, so fast nodes take more. If a node dies, the items
+it held (finished or not, unless they are in --dst) are redone on the others; the job
+succeeds if every item ends up done. Each job lives in a directory of its own on every node,
 /mnt/results/<job>/ (download: /mnt/data/<job>/), with its manifest (.manifest) and a lock
-that refuses a second run of the same job at once. A re-run of the same job skips keys whose
-results exist and whose object (size, ETag) is unchanged; a job over another source, match
-or column is another job and never reuses these. Progress is shown when stderr is a
-terminal; a final line with totals and wall time is always printed on stderr.`
+that refuses a second run of the same job at once. A re-run of the same job skips items whose
+results exist and whose object (size, ETag) is unchanged; a job over another source, match,
+command or split is another job and never reuses these.
+
+map: each item's bytes (decompressed by content; gzip, zstd and Parquet objects stay whole)
+stream into --cmd on some node, with EC2KIT_KEY, EC2KIT_PART, EC2KIT_RANGE (start-end) and
+EC2KIT_NODE in its environment. Its stdout, kept only when it exits 0, is the item's result:
+/mnt/results/<job>/<key> or <key>.part-NNNNN. A failed item is retried on another node
+(--retries); a straggler is started again on a node with room once nothing is pending.
+
+Progress is shown when stderr is a terminal; a final line with totals and wall time is always
+printed on stderr.`
 
 func main() {
 	var a args
-	cli.Main(&a, "orchestrate: run the S3 -> count job on a fleet", examples, func(ctx context.Context) error {
+	cli.Main(&a, "orchestrate: run a job over S3 data on a fleet", examples, func(ctx context.Context) error {
 		sels, err := cli.Selectors(a.Selectors)
 		if err != nil {
 			return err
 		}
-		return orchestrate.Run(ctx, orchestrate.Options{Step: a.Step, Selectors: sels, Src: a.Src, Match: a.Match,
-			Job: a.Job, Input: a.Input, Force: a.Force, Jobs: a.Jobs, Yes: a.Yes, SSH: a.Conn})
+		match := "yellow"
+		if a.Step == "map" {
+			match = ""
+		}
+		if a.Match != nil {
+			match = *a.Match
+		}
+		return orchestrate.Run(ctx, orchestrate.Options{Step: a.Step, Selectors: sels, Src: a.Src, Match: match,
+			Job: a.Job, Input: a.Input, Force: a.Force, Jobs: a.Jobs, Yes: a.Yes, SSH: a.Conn,
+			Cmd: a.Cmd, Split: int64(a.Split), Header: a.Header, Put: a.Put, Dst: a.Dst, Retries: a.Retries,
+			NoSpeculate: a.NoSpeculate})
 	})
 }

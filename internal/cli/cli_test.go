@@ -41,3 +41,18 @@ func TestReadWords(t *testing.T) {
 		t.Fatalf("got %q %v", got, err)
 	}
 }
+
+func TestSize(t *testing.T) {
+	for in, want := range map[string]Size{"1000": 1000, "64MiB": 64 << 20, "16M": 16 << 20, "1GB": 1e9, "2 KiB": 2048} {
+		var s Size
+		if err := s.UnmarshalText([]byte(in)); err != nil || s != want {
+			t.Errorf("%q: got %d %v, want %d", in, s, err, want)
+		}
+	}
+	for _, bad := range []string{"", "0", "-1", "MiB", "1.5MiB", "99999999999999GiB", "12X"} {
+		var s Size
+		if s.UnmarshalText([]byte(bad)) == nil {
+			t.Errorf("%q accepted", bad)
+		}
+	}
+}

@@ -35,12 +35,19 @@ type Options struct {
 	PartSize   int64 // bytes per ranged GET
 	Progress   bool
 	Hold       string // hold the lock of this job directory until stdin ends
+	// --map: S3 items on stdin -> the command's stdout -> results (and Dst)
+	Map    bool
+	Cmd    string // run under bash -c
+	Work   string // the command's working directory (the job's --put files)
+	Node   string // this instance's id, for EC2KIT_NODE
+	Dst    string // s3://bucket/prefix/ the results also go to
+	Header bool   // pieces after an object's first start with its first line
 }
 
 // Run runs countpass with stdin and stdout as given (stderr is os.Stderr).
 func Run(ctx context.Context, o Options, stdin io.Reader, stdout io.Writer) error {
 	modes := 0
-	for _, m := range []bool{o.Keys, o.Download, o.CountFiles} {
+	for _, m := range []bool{o.Keys, o.Download, o.CountFiles, o.Map} {
 		if m {
 			modes++
 		}
@@ -49,11 +56,13 @@ func Run(ctx context.Context, o Options, stdin io.Reader, stdout io.Writer) erro
 	case o.Hold != "":
 		return hold(o.Hold, stdin, stdout)
 	case modes > 1:
-		return cli.Errorf(cli.ExitUsage, "--keys, --download and --count-files exclude each other")
+		return cli.Errorf(cli.ExitUsage, "--keys, --download, --count-files and --map exclude each other")
 	case modes == 1 && len(o.Files) > 0:
 		return cli.Errorf(cli.ExitUsage, "FILE arguments are for the filter mode; keys come on stdin")
-	case (o.Keys || o.Download) && o.Src == "":
-		return cli.Errorf(cli.ExitUsage, "--src s3://bucket[/prefix] is required with --keys and --download")
+	case (o.Keys || o.Download || o.Map) && o.Src == "":
+		return cli.Errorf(cli.ExitUsage, "--src s3://bucket[/prefix] is required with --keys, --download and --map")
+	case o.Map && o.Cmd == "":
+		return cli.Errorf(cli.ExitUsage, "--map needs --cmd")
 	case modes == 0:
 		return filter(o.Files, stdin, stdout)
 	}
@@ -80,6 +89,17 @@ func Run(ctx context.Context, o Options, stdin io.Reader, stdout io.Writer) erro
 		})
 		c := &s3stream.Client{S3: awsconf.S3(cfg), Bucket: bucket, PartSize: o.PartSize, Streams: o.Streams}
 		w = &fromS3{o: o, c: c, prefix: prefix}
+		if o.Map {
+			m := &mapper{o: o, c: c, prefix: prefix}
+			if o.Dst != "" {
+				b, p, err := s3stream.ParseURL(o.Dst)
+				if err != nil {
+					return cli.Errorf(cli.ExitUsage, "--dst: %v", err)
+				}
+				m.dst, m.dstPfx = &s3stream.Client{S3: c.S3, Bucket: b}, p
+			}
+			w = m
+		}
 	}
 	return runKeys(ctx, o, w, stdin, stdout)
 }

@@ -50,16 +50,36 @@ func (p *protocol) send(e nodejob.Event) {
 // runKeys reads items from stdin as they arrive and runs up to o.Jobs at once.
 func runKeys(ctx context.Context, o Options, w worker, stdin io.Reader, stdout io.Writer) error {
 	out := &protocol{w: bufio.NewWriter(stdout)}
-	items := make(chan nodejob.Item)
+	// The queue must not make the reader wait: a cancel line behind a queued item would wait
+	// for a worker. orchestrate never sends more than its window (--jobs + 1) at once.
+	items := make(chan nodejob.Item, 4096)
 	var failed atomic.Bool
+	// A cancel stops an item that runs, or one still waiting for a worker.
+	var mu sync.Mutex
+	cancels := map[string]context.CancelFunc{}
+	cancelled := map[string]bool{}
 	var wg sync.WaitGroup
 	for range o.Jobs {
 		wg.Go(func() {
 			for it := range items {
-				if err := runItem(ctx, o, w, it, out); err != nil {
+				id := it.Result()
+				ictx, cancel := context.WithCancel(ctx)
+				mu.Lock()
+				if cancelled[id] {
+					cancel()
+				}
+				cancels[id] = cancel
+				mu.Unlock()
+				err := runItem(ictx, o, w, it, out)
+				mu.Lock()
+				delete(cancels, id)
+				delete(cancelled, id)
+				mu.Unlock()
+				cancel()
+				if err != nil {
 					failed.Store(true)
-					fmt.Fprintf(os.Stderr, "countpass: %s: %v\n", it.Result(), err)
-					out.send(nodejob.Event{Kind: "err", ID: it.Result(), Class: classify(err), Msg: err.Error()})
+					fmt.Fprintf(os.Stderr, "countpass: %s: %v\n", id, err)
+					out.send(nodejob.Event{Kind: "err", ID: id, Class: classify(err), Msg: err.Error()})
 				}
 			}
 		})
@@ -72,7 +92,14 @@ func runKeys(ctx context.Context, o Options, w worker, stdin io.Reader, stdout i
 		}
 		it, cancel, err := nodejob.ParseInput(sc.Text())
 		if cancel != "" {
-			continue // items here are not speculated on: nothing runs twice
+			mu.Lock()
+			if c := cancels[cancel]; c != nil {
+				c()
+			} else {
+				cancelled[cancel] = true
+			}
+			mu.Unlock()
+			continue
 		}
 		if err != nil {
 			failed.Store(true)
@@ -104,6 +131,9 @@ func runKeys(ctx context.Context, o Options, w worker, stdin io.Reader, stdout i
 // classify tells a disk that cannot hold results (the node should leave the job) from a
 // failure of the item itself.
 func classify(err error) nodejob.Class {
+	if errors.As(err, new(retryable)) {
+		return nodejob.Retry
+	}
 	for _, e := range []error{syscall.ENOSPC, syscall.EIO, syscall.EROFS, syscall.EDQUOT} {
 		if errors.Is(err, e) {
 			return nodejob.Sick

@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"bytes"
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"io/fs"
@@ -12,6 +13,7 @@ import (
 	"slices"
 	"time"
 
+	"ec2kit/internal/awsconf"
 	"ec2kit/internal/cli"
 	"ec2kit/internal/fanout"
 	"ec2kit/internal/hosts"
@@ -27,14 +29,21 @@ type Options struct {
 	Header    bool   // with Cat: drop the first line of every result but the first
 	Keep      string // keep the pulled results here (one directory per instance)
 	Partial   bool   // use what there is, warning about what is missing
+	From      string // s3://bucket/prefix/: read a map job's --dst instead of nodes
 	SSH       hosts.Conn
 }
 
 // Run pulls every node's results of the job, checks them and prints the sum (`value,count`
 // lines) or, with Cat, the results in order.
 func Run(ctx context.Context, o Options, stdout, stderr io.Writer) error {
+	if o.From != "" {
+		if len(o.Selectors) > 0 {
+			return cli.Errorf(cli.ExitUsage, "--from reads S3, not instances: give one or the other")
+		}
+		return runFrom(ctx, o, stdout, stderr)
+	}
 	if len(o.Selectors) == 0 {
-		return cli.WithHint(cli.Errorf(cli.ExitUsage, "no instances given"), "pass instance ids, e.g. merge $ids")
+		return cli.WithHint(cli.Errorf(cli.ExitUsage, "no instances given"), "pass instance ids, e.g. merge $ids (or --from s3://...)")
 	}
 	if o.Job != "" {
 		if err := nodejob.ValidName(o.Job); err != nil {
@@ -117,7 +126,29 @@ func Run(ctx context.Context, o Options, stdout, stderr io.Writer) error {
 		}
 		nodes[i] = Load(r.Host.Label, os.DirFS(hostDir(root, r.Host)))
 	}
-	rep := Check(nodes, m, o.Cat, o.Partial)
+	return output(Check(nodes, m, o.Cat, o.Partial), o, fmt.Sprintf("%d node(s)", len(reachable)), start, stdout, stderr)
+}
+
+// runFrom merges a map job's results from its --dst.
+func runFrom(ctx context.Context, o Options, stdout, stderr io.Writer) error {
+	start := time.Now()
+	n, m, err := fromS3(ctx, o.From)
+	switch {
+	case errors.Is(err, ErrNoJob):
+		return cli.WithHint(cli.Errorf(cli.ExitData, "%v", err), "run orchestrate map with --dst first")
+	case errors.Is(err, nodejob.ErrManifest):
+		return cli.Errorf(cli.ExitData, "%s: %v", o.From, err)
+	case err != nil:
+		return awsconf.Err("reading "+o.From, err)
+	}
+	if o.Job != "" && m.Job != o.Job {
+		return cli.Errorf(cli.ExitData, "%s holds job %s, not %s", o.From, m.Job, o.Job)
+	}
+	return output(Check([]Node{n}, m, o.Cat, o.Partial), o, o.From, start, stdout, stderr)
+}
+
+// output prints the checked report: the sum, or the results in order.
+func output(rep Report, o Options, from string, start time.Time, stdout, stderr io.Writer) error {
 	for _, w := range rep.Warnings {
 		fmt.Fprintf(stderr, "merge: warning: %s\n", w)
 	}
@@ -126,6 +157,7 @@ func Run(ctx context.Context, o Options, stdout, stderr io.Writer) error {
 	}
 	bw := bufio.NewWriterSize(stdout, 1<<20)
 	var rows int64
+	var err error
 	if o.Cat {
 		rows, err = writeCat(bw, rep.Order, o.Header)
 	} else {
@@ -144,8 +176,8 @@ func Run(ctx context.Context, o Options, stdout, stderr io.Writer) error {
 	if o.Cat {
 		what = "lines"
 	}
-	fmt.Fprintf(stderr, "merge: job %s: %d result(s) from %d node(s), %d %s in %.1fs\n",
-		m.Job, rep.Items, len(reachable), rows, what, time.Since(start).Seconds())
+	fmt.Fprintf(stderr, "merge: job %s: %d result(s) from %s, %d %s in %.1fs\n",
+		rep.Job.Job, rep.Items, from, rows, what, time.Since(start).Seconds())
 	return nil
 }
 

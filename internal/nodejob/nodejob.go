@@ -10,6 +10,7 @@
 //	/mnt/results/<job>/.manifest          the job manifest (the newest run's)
 //	/mnt/results/<job>/.lock              held while a run of the job is in progress
 //	/mnt/data/<job>/<key>                 what a download job wrote (a count job's input)
+//	/mnt/work/<job>/                      a map job's working directory (its --put files)
 //
 // Every job lives in a directory of its own, named by what defines it, so a job never mixes
 // with, reuses or wipes another's results.
@@ -29,6 +30,7 @@ import (
 const (
 	ResultsRoot = "/mnt/results"
 	DataRoot    = "/mnt/data"
+	WorkRoot    = "/mnt/work"
 	LockName    = ".lock"
 )
 
@@ -37,6 +39,9 @@ func ResultsDir(job string) string { return path.Join(ResultsRoot, job) }
 
 // DataDir is where download job job keeps its output on a node.
 func DataDir(job string) string { return path.Join(DataRoot, job) }
+
+// WorkDir is map job job's working directory on a node.
+func WorkDir(job string) string { return path.Join(WorkRoot, job) }
 
 // Steps of a job.
 const (

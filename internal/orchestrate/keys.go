@@ -14,14 +14,15 @@ import (
 
 // listObjects lists the objects under prefix whose key contains match, with their sizes and
 // ETags (so a node reads exactly the listed version, and a re-run sees what changed).
-func listObjects(ctx context.Context, bucket, prefix, match string) ([]nodejob.Object, error) {
+func listObjects(ctx context.Context, bucket, prefix, match string) ([]nodejob.Object, *s3stream.Client, error) {
 	cfg, err := awsconf.Load(ctx)
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
-	objs, err := (&s3stream.Client{S3: awsconf.S3(cfg), Bucket: bucket}).List(ctx, prefix, match)
+	c := &s3stream.Client{S3: awsconf.S3(cfg), Bucket: bucket}
+	objs, err := c.List(ctx, prefix, match)
 	if err != nil {
-		return nil, awsconf.Err("listing", err)
+		return nil, nil, awsconf.Err("listing", err)
 	}
 	var out []nodejob.Object
 	for _, o := range objs {
@@ -29,11 +30,11 @@ func listObjects(ctx context.Context, bucket, prefix, match string) ([]nodejob.O
 			continue // a folder marker, not data
 		}
 		if err := nodejob.ValidKey(o.Key); err != nil {
-			return nil, cli.WithHint(cli.Errorf(cli.ExitData, "%v", err), "rename the object, or leave it out with --match")
+			return nil, nil, cli.WithHint(cli.Errorf(cli.ExitData, "%v", err), "rename the object, or leave it out with --match")
 		}
 		out = append(out, nodejob.Object{Key: o.Key, Size: o.Size, ETag: o.ETag})
 	}
-	return out, nil
+	return out, c, nil
 }
 
 // countInput finds the count step's input: the newest download job on the nodes (or the one

@@ -37,6 +37,14 @@ type Options struct {
 	Input     string // count: the download job to read (default: the newest)
 	Force     bool   // redo every item of this job, clearing its earlier results first
 	Jobs      int    // items at once per node; 0 = the node's cores
+	// map
+	Cmd         string   // the user's command, under bash -c
+	Split       int64    // piece size; 0 keeps objects whole
+	Header      bool     // pieces after an object's first start with its first line
+	Put         []string // files copied into the job's working directory
+	Dst         string   // s3://bucket/prefix/ the results also go to
+	Retries     int      // attempts after the first, each on another node
+	NoSpeculate bool     // no second copies of stragglers
 	Yes       bool
 	SSH       hosts.Conn
 }
@@ -51,6 +59,7 @@ type job struct {
 	live  bool // stderr is a terminal: progress bar, and progress lines from countpass
 	objs  []nodejob.Object
 	items map[string]nodejob.Item // result name -> item
+	byID  map[string]*node
 	input *nodejob.Manifest       // count: the download job it reads
 	// pinned maps count's items to the node holding their downloaded data.
 	pinned map[string]string
@@ -58,7 +67,10 @@ type job struct {
 	prog   *progress
 	// missing are items count cannot do because no node holds their downloaded data.
 	missing []schedule.Key
-	skipped sync.Map // node id -> *atomic.Int64: rows too short to hold the column
+	puts      []putFile
+	dst       *s3stream.Client // --dst
+	dstPrefix string
+	skipped   sync.Map // node id -> *atomic.Int64: rows too short to hold the column
 	// adopted counts the results kept from an earlier run, and their objects' bytes.
 	adopted      int
 	adoptedBytes int64
@@ -68,12 +80,38 @@ type job struct {
 func Run(ctx context.Context, o Options) error {
 	switch o.Step {
 	case nodejob.Download, nodejob.Count, nodejob.Combined:
+		if o.Cmd != "" || o.Split != 0 || o.Header || len(o.Put) > 0 || o.Dst != "" {
+			return cli.Errorf(cli.ExitUsage, "--cmd, --split, --header, --put and --dst are for orchestrate map")
+		}
+	case nodejob.Map:
+		if o.Cmd == "" {
+			return cli.WithHint(cli.Errorf(cli.ExitUsage, "orchestrate map needs --cmd"), "e.g. orchestrate map $ids --cmd 'wc -l'")
+		}
+		if o.Split < 0 {
+			return cli.Errorf(cli.ExitUsage, "--split must be positive")
+		}
 	default:
 		return cli.Errorf(cli.ExitUsage, "unknown step %q: one of download, count, combined, map", o.Step)
 	}
 	bucket, prefix, err := s3stream.ParseURL(o.Src)
 	if err != nil {
 		return cli.Errorf(cli.ExitUsage, "--src: %v", err)
+	}
+	var dst *s3stream.Client
+	var dstPrefix string
+	if o.Dst != "" {
+		b, p, err := s3stream.ParseURL(o.Dst)
+		if err != nil {
+			return cli.Errorf(cli.ExitUsage, "--dst: %v", err)
+		}
+		if p != "" && !strings.HasSuffix(p, "/") {
+			p += "/"
+		}
+		dst, dstPrefix = &s3stream.Client{Bucket: b}, p
+	}
+	puts, digests, err := readPuts(o.Put)
+	if err != nil {
+		return err
 	}
 	if o.Job != "" {
 		if err := nodejob.ValidName(o.Job); err != nil {
@@ -103,13 +141,24 @@ func Run(ctx context.Context, o Options) error {
 		}
 	}
 	start := time.Now()
-	j := &job{opts: o, bin: bin, live: cli.IsTerminal(os.Stderr), items: map[string]nodejob.Item{}}
+	j := &job{opts: o, bin: bin, live: cli.IsTerminal(os.Stderr), items: map[string]nodejob.Item{}, puts: puts,
+		dst: dst, dstPrefix: dstPrefix}
+	j.spec.Put = digests
 	if o.Step != nodejob.Count {
-		if j.objs, err = listObjects(ctx, bucket, prefix, o.Match); err != nil {
+		var c *s3stream.Client
+		if j.objs, c, err = listObjects(ctx, bucket, prefix, o.Match); err != nil {
 			return err
 		}
 		if len(j.objs) == 0 {
 			return cli.Errorf(cli.ExitData, "no key under %s matches %q", o.Src, o.Match)
+		}
+		if o.Split > 0 {
+			if err := j.splitObjects(ctx, c); err != nil {
+				return err
+			}
+		}
+		if dst != nil {
+			dst.S3 = c.S3
 		}
 	}
 	nodes, unreachable := j.connect(ctx, hosts, cfg)
@@ -127,12 +176,14 @@ func Run(ctx context.Context, o Options) error {
 	if nodes, err = j.lock(ctx, nodes, &unreachable); err != nil {
 		return err
 	}
-	if err := j.plan(nodes, &unreachable); err != nil {
+	if err := j.plan(ctx, nodes, &unreachable); err != nil {
 		return err
 	}
 	labels := map[string]string{}
+	j.byID = map[string]*node{}
 	for _, n := range nodes {
 		labels[n.id] = n.label
+		j.byID[n.id] = n
 	}
 	j.prog = newProgress(os.Stderr, j.live, j.sched, labels)
 	for _, u := range unreachable {
@@ -186,7 +237,8 @@ func (j *job) connectOne(ctx context.Context, h fanout.Host, cfg *sshx.Config) (
 // define settles the job's spec, name and directory (count: from its input download job).
 func (j *job) define(nodes []*node) error {
 	o := j.opts
-	j.spec = nodejob.Spec{Step: o.Step, Src: o.Src, Match: o.Match}
+	j.spec.Step, j.spec.Src, j.spec.Match = o.Step, o.Src, o.Match
+	j.spec.Cmd, j.spec.Split, j.spec.Header = o.Cmd, o.Split, o.Header
 	if o.Step == nodejob.Count {
 		in, holder, err := j.countInput(nodes)
 		if err != nil {
@@ -245,14 +297,20 @@ func (j *job) lock(ctx context.Context, nodes []*node, left *[]string) ([]*node,
 	return kept, nil
 }
 
-// plan builds the scheduler from what every node holds, and only then changes the nodes:
-// stale results go, the manifest is written. A node whose disk refuses is left out.
-func (j *job) plan(nodes []*node, left *[]string) error {
+// plan builds the scheduler from what every node (and --dst) holds, and only then changes
+// the nodes: stale results go, the manifest is written. A node whose disk refuses is left
+// out.
+func (j *job) plan(ctx context.Context, nodes []*node, left *[]string) error {
 	var keys []schedule.Key
 	for _, o := range j.objs {
-		it := nodejob.Item{Key: o.Key, Part: -1, End: o.Size, Size: o.Size, ETag: o.ETag}
-		j.items[it.Result()] = it
-		keys = append(keys, schedule.Key{Name: it.Result(), Size: o.Size})
+		for _, it := range itemsOf(o, j.opts.Split) {
+			j.items[it.Result()] = it
+			size := it.End - it.Start
+			if it.Whole() {
+				size = o.Size
+			}
+			keys = append(keys, schedule.Key{Name: it.Result(), Size: size})
+		}
 	}
 	if j.pinned != nil {
 		var have []schedule.Key
@@ -266,8 +324,18 @@ func (j *job) plan(nodes []*node, left *[]string) error {
 		keys = have
 	}
 	j.sched = schedule.New(keys)
+	j.sched.SetPolicy(schedule.Policy{Retries: j.opts.Retries, Durable: j.dst != nil,
+		Speculate: j.opts.Step == nodejob.Map && !j.opts.NoSpeculate, Factor: 2, Min: 3 * time.Second})
+	j.sched.OnCancel = j.cancel
 	for k, on := range j.pinned {
 		j.sched.Pin(k, on)
+	}
+	var inDst []string
+	if !j.opts.Force {
+		var err error
+		if inDst, err = j.dstState(ctx); err != nil {
+			return err
+		}
 	}
 	m := &nodejob.Manifest{Version: nodejob.Version, Job: j.name, Run: runID(), Spec: j.spec,
 		Created: time.Now().UTC(), Objects: j.objs}
@@ -279,9 +347,22 @@ func (j *job) plan(nodes []*node, left *[]string) error {
 		if !j.opts.Force {
 			stale = j.adoptable(n)
 		}
-		wg.Go(func() { errs[i] = n.write(j.dir, stale, j.opts.Force, data) })
+		wg.Go(func() {
+			if errs[i] = n.write(j.dir, stale, j.opts.Force, data); errs[i] == nil && j.opts.Step == nodejob.Map {
+				errs[i] = n.putWork(nodejob.WorkDir(j.name), j.puts)
+			}
+		})
 	}
 	wg.Wait()
+	if err := j.putDstManifest(ctx, data); err != nil {
+		return err
+	}
+	if len(inDst) > 0 {
+		j.sched.AddNode(dstNode, 0)
+		for _, f := range inDst {
+			j.adopt(dstNode, f)
+		}
+	}
 	alive := 0
 	for i, n := range nodes {
 		if errs[i] != nil {
@@ -297,12 +378,9 @@ func (j *job) plan(nodes []*node, left *[]string) error {
 		// One item more than it runs at once, so a node never idles between two.
 		j.sched.AddNode(n.id, jobs+1)
 		for _, f := range n.valid {
-			if j.sched.Adopt(n.id, f) {
-				j.adopted++
-				j.adoptedBytes += j.items[f].Size
-			}
+			j.adopt(n.id, f)
 		}
-		n.cmd = j.countpassCmd(jobs)
+		n.cmd = j.countpassCmd(n, jobs)
 	}
 	if alive == 0 {
 		return cli.Errorf(cli.ExitUnreachable, "no node could take part: %s", strings.Join(*left, "; "))
@@ -310,33 +388,44 @@ func (j *job) plan(nodes []*node, left *[]string) error {
 	return nil
 }
 
+// adopt keeps a result made by an earlier run.
+func (j *job) adopt(node, name string) {
+	if j.sched.Adopt(node, name) {
+		j.adopted++
+		j.adoptedBytes += j.items[name].End - j.items[name].Start
+	}
+}
+
 // adoptable sorts a node's files in the job directory into results this run can keep (made
 // by the same job from the same version of their object) and stale ones, which it returns.
 func (j *job) adoptable(n *node) (stale []string) {
 	for _, f := range n.files {
-		it, ok := j.items[f]
-		if !ok || n.old == nil {
+		if it, ok := j.items[f]; ok && n.old != nil && n.old.Job == j.name && sameObject(n.old, it) {
+			n.valid = append(n.valid, f)
+		} else {
 			stale = append(stale, f)
-			continue
 		}
-		prev, ok := n.old.Object(it.Key)
-		if !ok || prev.Size != it.Size || prev.ETag != it.ETag || prev.Parts != 0 {
-			stale = append(stale, f)
-			continue
-		}
-		n.valid = append(n.valid, f)
 	}
 	return stale
 }
 
-// countpassCmd is the countpass command line for this step.
-func (j *job) countpassCmd(jobs int) string {
+// countpassCmd is the countpass command line for this step on node n.
+func (j *job) countpassCmd(n *node, jobs int) string {
 	args := []string{j.bin.RemotePath, "--jobs", fmt.Sprint(jobs)}
 	switch j.opts.Step {
 	case nodejob.Download:
 		args = append(args, "--download", "--src", fanout.Quote(j.spec.Src), "--data", j.dir)
 	case nodejob.Count:
 		args = append(args, "--count-files", "--data", nodejob.DataDir(j.input.Job), "--results", j.dir)
+	case nodejob.Map:
+		args = append(args, "--map", "--src", fanout.Quote(j.spec.Src), "--results", j.dir,
+			"--work", nodejob.WorkDir(j.name), "--node", fanout.Quote(n.id), "--cmd", fanout.Quote(j.opts.Cmd))
+		if j.opts.Header {
+			args = append(args, "--header")
+		}
+		if j.dst != nil {
+			args = append(args, "--dst", fanout.Quote("s3://"+j.dst.Bucket+"/"+j.dstPrefix))
+		}
 	default:
 		args = append(args, "--keys", "--src", fanout.Quote(j.spec.Src), "--results", j.dir)
 	}

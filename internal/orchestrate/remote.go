@@ -88,7 +88,7 @@ var unameArch = map[string]string{"amd64": "x86_64", "arm64": "aarch64"}
 func prepare(c *sshx.Conn, bin *Binary) (cores int, err error) {
 	var sb strings.Builder
 	sb.WriteString("set -e\n")
-	for _, d := range []string{nodejob.ResultsRoot, nodejob.DataRoot} {
+	for _, d := range []string{nodejob.ResultsRoot, nodejob.DataRoot, nodejob.WorkRoot} {
 		q := fanout.Quote(d)
 		fmt.Fprintf(&sb, "if ! { mkdir -p %s && test -w %s; } 2>/dev/null; then sudo -n mkdir -p %s && sudo -n chown \"$(id -u):$(id -g)\" %s; fi\n", q, q, q, q)
 	}
@@ -119,7 +119,7 @@ func prepare(c *sshx.Conn, bin *Binary) (cores int, err error) {
 }
 
 // putFile writes data to path on the node atomically.
-func putFile(c *sshx.Conn, path string, data []byte) error {
+func putFileAt(c *sshx.Conn, path string, data []byte) error {
 	p := fanout.Quote(path)
 	// A failed write (a full disk) leaves no temporary file behind.
 	_, err := run(c, fmt.Sprintf("t=%s.tmp.$$; if cat > \"$t\" && mv -f \"$t\" %s; then :; else rm -f \"$t\"; exit 1; fi", p, p), bytes.NewReader(data))

@@ -29,6 +29,27 @@ type node struct {
 	old       *nodejob.Manifest   // the job's previous manifest on the node
 	files     []string            // the job directory's files before this run
 	valid     []string            // of those, the results this run keeps
+
+	inMu sync.Mutex
+	in   io.Writer // the running countpass's stdin (nil between sessions)
+}
+
+// send writes one protocol line to the node's countpass, if one runs.
+func (n *node) send(line string) error {
+	n.inMu.Lock()
+	defer n.inMu.Unlock()
+	if n.in == nil {
+		return io.ErrClosedPipe
+	}
+	_, err := io.WriteString(n.in, line+"\n")
+	return err
+}
+
+// cancel asks node to stop its copy of key: another copy finished first.
+func (j *job) cancel(node, key string) {
+	if n := j.byID[node]; n != nil {
+		_ = n.send(nodejob.EncodeCancel(key)) // a node that is gone stops anyway
+	}
 }
 
 // session runs one countpass on n: it feeds items as the scheduler hands them out and
@@ -62,9 +83,17 @@ func (j *job) session(ctx context.Context, n *node) error {
 	sent := map[string]bool{}
 	feedCtx, stopFeeding := context.WithCancel(ctx)
 	fed := make(chan struct{})
+	n.inMu.Lock()
+	n.in = stdin
+	n.inMu.Unlock()
 	go func() {
 		defer close(fed)
-		defer stdin.Close() // no more items: countpass finishes what it has, then exits
+		defer func() {
+			n.inMu.Lock()
+			n.in = nil
+			n.inMu.Unlock()
+			stdin.Close() // no more items: countpass finishes what it has, then exits
+		}()
 		for {
 			k, ok := j.sched.Next(feedCtx, n.id)
 			if !ok {
@@ -73,7 +102,7 @@ func (j *job) session(ctx context.Context, n *node) error {
 			mu.Lock()
 			sent[k.Name] = true
 			mu.Unlock()
-			if _, err := io.WriteString(stdin, j.items[k.Name].Encode()+"\n"); err != nil {
+			if n.send(j.items[k.Name].Encode()) != nil {
 				return
 			}
 		}
@@ -102,8 +131,13 @@ func (j *job) session(ctx context.Context, n *node) error {
 				s.Close()
 				continue
 			}
-			j.sched.Fail(n.id, e.ID, e.Msg)
-			j.prog.Printf("%s: %s: %s\n", n.label, e.ID, e.Msg)
+			if e.Class == nodejob.Retry {
+				if j.sched.Retry(n.id, e.ID, e.Msg) {
+					j.prog.Printf("%s: %s: %s\n", n.label, e.ID, e.Msg)
+				}
+			} else if j.sched.Fail(n.id, e.ID, e.Msg) {
+				j.prog.Printf("%s: %s: %s\n", n.label, e.ID, e.Msg)
+			}
 		}
 		j.prog.Settled(n.id, e.ID)
 		mu.Lock()
@@ -249,5 +283,5 @@ func (n *node) write(dir string, stale []string, force bool, manifest []byte) er
 			return err
 		}
 	}
-	return putFile(n.conn, dir+"/"+nodejob.ManifestName, manifest)
+	return putFileAt(n.conn, dir+"/"+nodejob.ManifestName, manifest)
 }

@@ -149,7 +149,10 @@ func (r readerAt) ReadAt(p []byte, off int64) (int, error) {
 
 // Open streams obj from the start. Objects of one part are read with one GET; larger ones
 // with Streams ranged GETs in flight, delivered in order. Close stops the transfers.
-func (c *Client) Open(ctx context.Context, obj Object) io.ReadCloser {
+func (c *Client) Open(ctx context.Context, obj Object) io.ReadCloser { return c.OpenAt(ctx, obj, 0) }
+
+// OpenAt streams obj from byte start to its end, as Open does.
+func (c *Client) OpenAt(ctx context.Context, obj Object, start int64) io.ReadCloser {
 	part := c.PartSize
 	if part <= 0 {
 		part = DefaultPartSize
@@ -158,8 +161,8 @@ func (c *Client) Open(ctx context.Context, obj Object) io.ReadCloser {
 	if streams <= 0 {
 		streams = DefaultStreams
 	}
-	nparts := int((obj.Size + part - 1) / part)
-	streams = min(streams, nparts)
+	nparts := int((obj.Size - start + part - 1) / part)
+	streams = max(min(streams, nparts), 1)
 	ctx, cancel := context.WithCancel(ctx)
 	r := &partReader{cancel: cancel, queue: make(chan chan result, streams), free: make(chan []byte, streams+1)}
 	for range streams + 1 { // one part being read by the consumer, streams in flight
@@ -169,7 +172,7 @@ func (c *Client) Open(ctx context.Context, obj Object) io.ReadCloser {
 	go func() {
 		defer r.wg.Done()
 		defer close(r.queue)
-		for off := int64(0); off < obj.Size; off += part {
+		for off := start; off < obj.Size; off += part {
 			var buf []byte
 			select {
 			case buf = <-r.free: // blocks while streams parts wait to be read: bounded memory
