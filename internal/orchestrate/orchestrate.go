@@ -45,8 +45,8 @@ type Options struct {
 	Dst         string   // s3://bucket/prefix/ the results also go to
 	Retries     int      // attempts after the first, each on another node
 	NoSpeculate bool     // no second copies of stragglers
-	Yes       bool
-	SSH       hosts.Conn
+	Yes         bool
+	SSH         hosts.Conn
 }
 
 // job is one run.
@@ -60,13 +60,13 @@ type job struct {
 	objs  []nodejob.Object
 	items map[string]nodejob.Item // result name -> item
 	byID  map[string]*node
-	input *nodejob.Manifest       // count: the download job it reads
+	input *nodejob.Manifest // count: the download job it reads
 	// pinned maps count's items to the node holding their downloaded data.
 	pinned map[string]string
 	sched  *schedule.Scheduler
 	prog   *progress
 	// missing are items count cannot do because no node holds their downloaded data.
-	missing []schedule.Key
+	missing   []schedule.Key
 	puts      []putFile
 	dst       *s3stream.Client // --dst
 	dstPrefix string
