@@ -20,10 +20,10 @@ import (
 
 func TestMain(m *testing.M) { sshtest.Main(m) }
 
-func hostsOf(f *sshtest.Fleet) []fanout.Host {
-	var hs []fanout.Host
+func hostsOf(f *sshtest.Fleet) []sshx.Host {
+	var hs []sshx.Host
 	for _, t := range f.Targets() {
-		hs = append(hs, fanout.Host{Target: t, Label: t.ID})
+		hs = append(hs, sshx.Host{Target: t, Label: t.ID})
 	}
 	return hs
 }
@@ -213,7 +213,7 @@ func TestDroppedConnectionKillsRemoteCommand(t *testing.T) {
 		t.Fatal(err)
 	}
 	s, _ := c.NewSession()
-	if err := s.Start(fanout.Wrap("sleep 987652 & sleep 987652")); err != nil {
+	if err := s.Start(sshx.Wrap("sleep 987652 & sleep 987652")); err != nil {
 		t.Fatal(err)
 	}
 	time.Sleep(500 * time.Millisecond)
@@ -271,7 +271,7 @@ func TestExitStatusAndOutputModes(t *testing.T) {
 func TestLineWriterLongAndSplitLines(t *testing.T) {
 	var buf bytes.Buffer
 	out, _ := fanout.NewOutput(fanout.Prefixed, &buf, io.Discard, "")
-	w, _, _ := out.Open(fanout.Host{Label: "h"})
+	w, _, _ := out.Open(sshx.Host{Label: "h"})
 	for _, s := range []string{"ab", "c\nd", "e\n\nf"} {
 		w.Write([]byte(s))
 	}

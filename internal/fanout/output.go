@@ -10,12 +10,14 @@ import (
 	"sort"
 	"strings"
 	"sync"
+
+	"ec2kit/internal/sshx"
 )
 
 // Output receives every host's stdout and stderr and decides how they are shown.
 type Output interface {
 	// Open is called when h starts; the writers are closed when its command ends.
-	Open(h Host) (stdout, stderr io.WriteCloser, err error)
+	Open(h sshx.Host) (stdout, stderr io.WriteCloser, err error)
 	// Done is called with each host's result after its writers are closed.
 	Done(r Result)
 	// Close ends the run (for example printing coalesced output).
@@ -120,7 +122,7 @@ func (l *lineWriter) Close() error {
 
 type prefixed struct{ stdout, stderr io.Writer }
 
-func (p prefixed) Open(h Host) (io.WriteCloser, io.WriteCloser, error) {
+func (p prefixed) Open(h sshx.Host) (io.WriteCloser, io.WriteCloser, error) {
 	pre := []byte(h.Label + ": ")
 	f := func(out, line []byte) []byte {
 		out = append(out, pre...)
@@ -151,7 +153,7 @@ type jsonResult struct {
 	ElapsedMS float64 `json:"elapsed_ms"`
 }
 
-func (j jsonOutput) Open(h Host) (io.WriteCloser, io.WriteCloser, error) {
+func (j jsonOutput) Open(h sshx.Host) (io.WriteCloser, io.WriteCloser, error) {
 	f := func(stream string) func(out, line []byte) []byte {
 		return func(out, line []byte) []byte {
 			b, _ := json.Marshal(jsonLine{Host: h.Label, ID: h.Target.ID, Stream: stream, Line: string(line)})
@@ -193,7 +195,7 @@ type bufCloser struct{ *bytes.Buffer }
 
 func (bufCloser) Close() error { return nil }
 
-func (b *blocks) Open(h Host) (io.WriteCloser, io.WriteCloser, error) {
+func (b *blocks) Open(h sshx.Host) (io.WriteCloser, io.WriteCloser, error) {
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	if b.bufs == nil {
@@ -267,7 +269,7 @@ func writeBlock(w io.Writer, labels []string, out []byte) {
 // dirOutput writes each host's stdout and stderr to files named by instance id.
 type dirOutput string
 
-func (d dirOutput) Open(h Host) (io.WriteCloser, io.WriteCloser, error) {
+func (d dirOutput) Open(h sshx.Host) (io.WriteCloser, io.WriteCloser, error) {
 	base := filepath.Join(string(d), h.Target.ID)
 	o, err := os.Create(base + ".out")
 	if err != nil {

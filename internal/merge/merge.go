@@ -44,7 +44,7 @@ func Run(ctx context.Context, o Options, stdout, stderr io.Writer) error {
 	}
 	start := time.Now()
 	pool := &fanout.Pool{Config: cfg, Timeout: 10 * time.Minute}
-	results := pool.Each(ctx, hosts, func(ctx context.Context, h fanout.Host, c *sshx.Conn) error {
+	results := pool.Each(ctx, hosts, func(ctx context.Context, h sshx.Host, c *sshx.Conn) error {
 		dir := hostDir(root, h)
 		if err := os.RemoveAll(dir); err != nil {
 			return err

@@ -7,7 +7,6 @@ import (
 
 	"golang.org/x/crypto/ssh"
 
-	"ec2kit/internal/fanout"
 	"ec2kit/internal/sshx"
 	"ec2kit/internal/transfer"
 )
@@ -21,7 +20,7 @@ func pull(ctx context.Context, c *sshx.Conn, remote, dir string) error {
 	if err != nil {
 		return err
 	}
-	err = s.Run("test -d " + fanout.Quote(remote))
+	err = s.Run("test -d " + sshx.Quote(remote))
 	s.Close()
 	var ee *ssh.ExitError
 	if errors.As(err, &ee) && ee.ExitStatus() == 1 {
@@ -35,4 +34,4 @@ func pull(ctx context.Context, c *sshx.Conn, remote, dir string) error {
 
 // hostDir is where one node's results go: one directory per node, so that nodes holding the
 // same key never overwrite each other.
-func hostDir(root string, h fanout.Host) string { return filepath.Join(root, h.Target.ID) }
+func hostDir(root string, h sshx.Host) string { return filepath.Join(root, h.Target.ID) }

@@ -15,7 +15,6 @@ import (
 	"time"
 
 	"ec2kit/internal/cli"
-	"ec2kit/internal/fanout"
 	"ec2kit/internal/hosts"
 	"ec2kit/internal/manifest"
 	"ec2kit/internal/s3stream"
@@ -130,7 +129,7 @@ func Run(ctx context.Context, o Options) error {
 
 // connect dials every node, prepares its directories and deploys countpass, in parallel.
 // Nodes that fail are left out and described.
-func (j *job) connect(ctx context.Context, hosts []fanout.Host, cfg *sshx.Config) ([]*node, []string) {
+func (j *job) connect(ctx context.Context, hosts []sshx.Host, cfg *sshx.Config) ([]*node, []string) {
 	dirs := []string{ResultsDir}
 	if j.opts.Step == Download {
 		dirs = []string{DataDir}
@@ -155,7 +154,7 @@ func (j *job) connect(ctx context.Context, hosts []fanout.Host, cfg *sshx.Config
 	return nodes, bad
 }
 
-func (j *job) connectOne(ctx context.Context, h fanout.Host, cfg *sshx.Config, dirs []string) (*node, error) {
+func (j *job) connectOne(ctx context.Context, h sshx.Host, cfg *sshx.Config, dirs []string) (*node, error) {
 	c, err := sshx.DialConn(ctx, h.Target, cfg)
 	if err != nil {
 		return nil, err
@@ -244,11 +243,11 @@ func (j *job) countpassCmd(jobs int, skipExisting bool) string {
 	args := []string{j.bin.RemotePath, "--jobs", fmt.Sprint(jobs)}
 	switch j.opts.Step {
 	case Download:
-		args = append(args, "--download", "--src", fanout.Quote(j.opts.Src), "--data", DataDir)
+		args = append(args, "--download", "--src", sshx.Quote(j.opts.Src), "--data", DataDir)
 	case Count:
 		args = append(args, "--count-files", "--data", DataDir, "--results", ResultsDir)
 	default:
-		args = append(args, "--keys", "--src", fanout.Quote(j.opts.Src), "--results", ResultsDir)
+		args = append(args, "--keys", "--src", sshx.Quote(j.opts.Src), "--results", ResultsDir)
 	}
 	if skipExisting {
 		args = append(args, "--skip-existing")

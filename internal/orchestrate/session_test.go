@@ -4,7 +4,7 @@ import (
 	"strings"
 	"testing"
 
-	"ec2kit/internal/fanout"
+	"ec2kit/internal/sshx"
 )
 
 func TestParseLine(t *testing.T) {
@@ -39,8 +39,8 @@ func TestLineWriter(t *testing.T) {
 
 func TestQuoteAndIDs(t *testing.T) {
 	// S3 keys hold spaces and quotes, and travel to countpass as one shell word.
-	if fanout.Quote("trip data/it's") != `'trip data/it'\''s'` {
-		t.Fatal(fanout.Quote("trip data/it's"))
+	if sshx.Quote("trip data/it's") != `'trip data/it'\''s'` {
+		t.Fatal(sshx.Quote("trip data/it's"))
 	}
 	if !allIDs([]string{"i-1", "i-2"}) || allIDs([]string{"i-1", "web"}) {
 		t.Fatal("allIDs")

@@ -17,7 +17,7 @@ import (
 
 	"golang.org/x/crypto/ssh"
 
-	"ec2kit/internal/fanout"
+	"ec2kit/internal/sshx"
 )
 
 // bufSize batches tar headers and file data into large channel writes.
@@ -40,7 +40,7 @@ func Push(ctx context.Context, c *ssh.Client, local, remote string) error {
 	if strings.HasSuffix(local, "/") {
 		name = ""
 	}
-	cmd := "sh -c " + fanout.Quote(pushScript) + " ec2kit " + shellPath(remote) + " " + fanout.Quote(name)
+	cmd := "sh -c " + sshx.Quote(pushScript) + " ec2kit " + shellPath(remote) + " " + sshx.Quote(name)
 	return run(ctx, c, cmd, func(s *ssh.Session) (func() error, error) {
 		in, err := s.StdinPipe()
 		return func() error {
@@ -65,7 +65,7 @@ func run(ctx context.Context, c *ssh.Client, cmd string, setup func(*ssh.Session
 	if err != nil {
 		return err
 	}
-	if err := s.Start(fanout.Wrap(cmd)); err != nil {
+	if err := s.Start(sshx.Wrap(cmd)); err != nil {
 		return err
 	}
 	stop := context.AfterFunc(ctx, func() { s.Close() })
@@ -156,7 +156,7 @@ func Pull(ctx context.Context, c *ssh.Client, remote, dir string) error {
 		cmd = "tar -c -f - -C " + shellPath(remote) + " ."
 	} else {
 		p := path.Clean(remote)
-		cmd = "tar -c -f - -C " + shellPath(path.Dir(p)) + " -- " + fanout.Quote(path.Base(p))
+		cmd = "tar -c -f - -C " + shellPath(path.Dir(p)) + " -- " + sshx.Quote(path.Base(p))
 	}
 	return run(ctx, c, cmd, func(s *ssh.Session) (func() error, error) {
 		out, err := s.StdoutPipe()

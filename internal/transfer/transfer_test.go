@@ -95,14 +95,14 @@ func TestRoundTrip(t *testing.T) {
 	f := sshtest.Start(t, hosts)
 	src := makeTree(t, 1000, big)
 	want := digest(t, src)
-	var hs []fanout.Host
+	var hs []sshx.Host
 	for _, tg := range f.Targets() {
-		hs = append(hs, fanout.Host{Target: tg, Label: tg.ID})
+		hs = append(hs, sshx.Host{Target: tg, Label: tg.ID})
 	}
 	p := &fanout.Pool{Config: f.Config()}
 	// The hosts share this machine's disk: each gets its own remote directory.
 	remote := t.TempDir()
-	res := p.Each(context.Background(), hs, func(ctx context.Context, h fanout.Host, c *sshx.Conn) error {
+	res := p.Each(context.Background(), hs, func(ctx context.Context, h sshx.Host, c *sshx.Conn) error {
 		return transfer.Push(ctx, c.Client, src, filepath.Join(remote, h.Target.ID)+"/")
 	}, nil)
 	if fanout.ExitCode(res) != 0 {
@@ -110,7 +110,7 @@ func TestRoundTrip(t *testing.T) {
 		t.Fatal("push failed")
 	}
 	back := t.TempDir()
-	res = p.Each(context.Background(), hs, func(ctx context.Context, h fanout.Host, c *sshx.Conn) error {
+	res = p.Each(context.Background(), hs, func(ctx context.Context, h sshx.Host, c *sshx.Conn) error {
 		return transfer.Pull(ctx, c.Client, filepath.Join(remote, h.Target.ID, "tree"), filepath.Join(back, h.Target.ID))
 	}, nil)
 	if fanout.ExitCode(res) != 0 {

@@ -112,7 +112,7 @@ func SSH(ctx context.Context, a *SSHArgs) error {
 
 // Interactive opens a login shell on one host: with a pty when stdin is a terminal, else
 // with stdin piped to the shell (`ec2-ssh web < script.sh`).
-func Interactive(ctx context.Context, h fanout.Host, cfg *sshx.Config) error {
+func Interactive(ctx context.Context, h sshx.Host, cfg *sshx.Config) error {
 	c, err := sshx.DialConn(ctx, h.Target, cfg)
 	if err != nil {
 		return err
