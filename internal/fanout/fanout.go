@@ -11,10 +11,10 @@ import (
 	"io"
 	"sort"
 	"strings"
-	"sync"
 	"time"
 
 	"golang.org/x/crypto/ssh"
+	"golang.org/x/sync/errgroup"
 
 	"ec2kit/internal/cli"
 	"ec2kit/internal/sshx"
@@ -81,28 +81,25 @@ func (p *Pool) Local(ctx context.Context, hosts []sshx.Host, job func(ctx contex
 		n = 256
 	}
 	results := make([]Result, len(hosts))
-	sem := make(chan struct{}, n)
-	var wg sync.WaitGroup
+	var g errgroup.Group
+	g.SetLimit(n)
 	for i, h := range hosts {
-		select {
-		case sem <- struct{}{}:
-		case <-ctx.Done():
+		if ctx.Err() != nil {
 			results[i] = Result{Host: h, Status: Interrupted, Err: ctx.Err()}
 			if done != nil {
 				done(results[i])
 			}
 			continue
 		}
-		wg.Add(1)
-		go func() {
-			defer func() { <-sem; wg.Done() }()
+		g.Go(func() error {
 			results[i] = p.one(ctx, h, job)
 			if done != nil {
 				done(results[i])
 			}
-		}()
+			return nil
+		})
 	}
-	wg.Wait()
+	g.Wait()
 	return results
 }
 

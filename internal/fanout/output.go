@@ -11,6 +11,7 @@ import (
 	"strings"
 	"sync"
 
+	"ec2kit/internal/lines"
 	"ec2kit/internal/sshx"
 )
 
@@ -67,59 +68,6 @@ func (l *lockedWriter) Write(p []byte) (int, error) {
 	return l.w.Write(p)
 }
 
-// maxLine bounds how much of a line without newline is held back; a longer one is cut.
-const maxLine = 1 << 20
-
-// lineWriter turns a byte stream into whole lines, formats each, and hands a batch of
-// complete formatted lines to dst in one Write, so lines from different hosts never mix
-// and the shared lock is taken once per read, not once per line.
-type lineWriter struct {
-	dst     io.Writer
-	format  func(out, line []byte) []byte // appends the formatted line (with its newline)
-	partial []byte
-	out     []byte
-}
-
-func (l *lineWriter) Write(p []byte) (int, error) {
-	n := len(p)
-	l.out = l.out[:0]
-	for len(p) > 0 {
-		i := bytes.IndexByte(p, '\n')
-		if i < 0 {
-			l.partial = append(l.partial, p...)
-			if len(l.partial) >= maxLine {
-				l.out = l.format(l.out, l.partial)
-				l.partial = l.partial[:0]
-			}
-			break
-		}
-		if len(l.partial) > 0 {
-			l.partial = append(l.partial, p[:i]...)
-			l.out = l.format(l.out, l.partial)
-			l.partial = l.partial[:0]
-		} else {
-			l.out = l.format(l.out, p[:i])
-		}
-		p = p[i+1:]
-	}
-	if len(l.out) > 0 {
-		if _, err := l.dst.Write(l.out); err != nil {
-			return 0, err
-		}
-	}
-	return n, nil
-}
-
-// Close flushes a last line that had no newline.
-func (l *lineWriter) Close() error {
-	if len(l.partial) == 0 {
-		return nil
-	}
-	_, err := l.dst.Write(l.format(nil, l.partial))
-	l.partial = nil
-	return err
-}
-
 type prefixed struct{ stdout, stderr io.Writer }
 
 func (p prefixed) Open(h sshx.Host) (io.WriteCloser, io.WriteCloser, error) {
@@ -129,7 +77,7 @@ func (p prefixed) Open(h sshx.Host) (io.WriteCloser, io.WriteCloser, error) {
 		out = append(out, line...)
 		return append(out, '\n')
 	}
-	return &lineWriter{dst: p.stdout, format: f}, &lineWriter{dst: p.stderr, format: f}, nil
+	return &lines.Writer{Dst: p.stdout, Format: f}, &lines.Writer{Dst: p.stderr, Format: f}, nil
 }
 func (prefixed) Done(Result)  {}
 func (prefixed) Close() error { return nil }
@@ -161,7 +109,7 @@ func (j jsonOutput) Open(h sshx.Host) (io.WriteCloser, io.WriteCloser, error) {
 			return append(out, '\n')
 		}
 	}
-	return &lineWriter{dst: j.w, format: f("stdout")}, &lineWriter{dst: j.w, format: f("stderr")}, nil
+	return &lines.Writer{Dst: j.w, Format: f("stdout")}, &lines.Writer{Dst: j.w, Format: f("stderr")}, nil
 }
 
 func (j jsonOutput) Done(r Result) {
