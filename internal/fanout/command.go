@@ -3,9 +3,6 @@ package fanout
 import (
 	"context"
 	"io"
-	"time"
-
-	"golang.org/x/crypto/ssh"
 
 	"ec2kit/internal/sshx"
 )
@@ -15,10 +12,6 @@ type Command struct {
 	Cmd   string
 	Stdin *Spool // sent to every host; nil sends an empty stdin
 }
-
-// killGrace is how long a signalled command has to end before its connection is closed
-// (which makes the remote watchdog kill it).
-const killGrace = time.Second
 
 // RunCommand runs cmd on every host, showing output through out, and returns the results.
 func RunCommand(ctx context.Context, p *Pool, hosts []sshx.Host, cmd Command, out Output) []Result {
@@ -57,13 +50,7 @@ func runOne(ctx context.Context, h sshx.Host, c *sshx.Conn, cmd Command, out Out
 			stdin.Close()
 		}()
 	}
-	// Ctrl-C or --timeout: ask the remote side to stop (the wrapper kills the command's
-	// process group), and if it does not, drop the connection (its watchdog then does).
-	// sshd ignores signal requests for root logins and before OpenSSH 7.9.
-	stop := context.AfterFunc(ctx, func() {
-		s.Signal(ssh.SIGTERM)
-		time.AfterFunc(killGrace, func() { c.Close() })
-	})
+	stop := sshx.StopOnDone(ctx, c.Client, s)
 	defer stop()
 	err = s.Wait()
 	if err == nil {

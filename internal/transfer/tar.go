@@ -52,7 +52,7 @@ func Push(ctx context.Context, c *ssh.Client, local, remote string) error {
 
 // run runs cmd on c under the watchdog: setup wires the session's pipes and returns the
 // local half of the transfer, which runs while the remote command does. The end of ctx
-// closes the session; the error prefers the remote side's story.
+// stops the remote command (sshx.StopOnDone); the error prefers the remote side's story.
 func run(ctx context.Context, c *ssh.Client, cmd string, setup func(*ssh.Session) (func() error, error)) error {
 	s, err := c.NewSession()
 	if err != nil {
@@ -68,7 +68,7 @@ func run(ctx context.Context, c *ssh.Client, cmd string, setup func(*ssh.Session
 	if err := s.Start(sshx.Wrap(cmd)); err != nil {
 		return err
 	}
-	stop := context.AfterFunc(ctx, func() { s.Close() })
+	stop := sshx.StopOnDone(ctx, c, s)
 	defer stop()
 	lerr := work()
 	return remoteErr(s.Wait(), lerr, &stderr)
