@@ -44,15 +44,28 @@ func runOne(ctx context.Context, h sshx.Host, c *sshx.Conn, cmd Command, out Out
 	if err := s.Start(sshx.Wrap(cmd.Cmd)); err != nil {
 		return err
 	}
+	spoolErr := make(chan error, 1)
 	if stdin != nil {
 		go func() {
-			io.Copy(stdin, cmd.Stdin.Reader(ctx))
+			_, err := io.Copy(stdin, cmd.Stdin.Reader(ctx))
+			if serr := cmd.Stdin.Err(); err != nil && serr != nil {
+				// A truncated input must not pass for the whole: no EOF is sent, and the
+				// dropped connection makes the watchdog end the command.
+				spoolErr <- serr
+				c.Close()
+				return
+			}
 			stdin.Close()
 		}()
 	}
 	stop := sshx.StopOnDone(ctx, c.Client, s)
 	defer stop()
 	err = s.Wait()
+	select {
+	case serr := <-spoolErr:
+		return serr
+	default:
+	}
 	if err == nil {
 		err = stdout.Close()
 	}

@@ -107,7 +107,14 @@ func SSH(ctx context.Context, a *SSHArgs) error {
 	if err != nil {
 		return cli.Errorf(cli.ExitLocal, "--outdir: %v", err)
 	}
-	return Finish(fanout.RunCommand(ctx, a.Pool(cfg), hs, cmd, out))
+	results := fanout.RunCommand(ctx, a.Pool(cfg), hs, cmd, out)
+	if cmd.Stdin != nil {
+		if err := cmd.Stdin.Err(); err != nil {
+			fanout.Summary(os.Stderr, results)
+			return cli.Errorf(cli.ExitLocal, "--stdin: %v", err)
+		}
+	}
+	return Finish(results)
 }
 
 // Interactive opens a login shell on one host: with a pty when stdin is a terminal, else
