@@ -4,6 +4,7 @@ go 1.26.0
 
 require (
 	github.com/alexflint/go-arg v1.6.1
+	golang.org/x/sync v0.23.0
 	golang.org/x/term v0.47.0
 )
 

@@ -2,7 +2,7 @@
 // transport (the same keys, known_hosts and bastions as ec2-ssh).
 package main
 
-import "ec2kit/internal/fanout/fleetcmd"
+import "ec2kit/internal/fleetcmd"
 
 const examples = `  ec2-rsync ./site/ :/var/www/ web --yes
   ec2-rsync :/mnt/results/ ./results/ web            # ./results/<instance id>/...

@@ -5,7 +5,7 @@ import (
 	"context"
 
 	"ec2kit/internal/cli"
-	"ec2kit/internal/fanout/fleetcmd"
+	"ec2kit/internal/fleetcmd"
 )
 
 const examples = `  ec2-scp job.tar.gz :/mnt/ web --yes          # push to every 'web' instance

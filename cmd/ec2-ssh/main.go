@@ -5,7 +5,7 @@ import (
 	"context"
 
 	"ec2kit/internal/cli"
-	"ec2kit/internal/fanout/fleetcmd"
+	"ec2kit/internal/fleetcmd"
 )
 
 const examples = `  ec2-ssh i-0abc i-0def --yes --cmd 'df -h /mnt'

@@ -11,20 +11,14 @@ import (
 	"io"
 	"sort"
 	"strings"
-	"sync"
 	"time"
 
 	"golang.org/x/crypto/ssh"
+	"golang.org/x/sync/errgroup"
 
 	"ec2kit/internal/cli"
 	"ec2kit/internal/sshx"
 )
-
-// Host is one target and how output names it.
-type Host struct {
-	Target sshx.Target
-	Label  string
-}
 
 // Status is how a host's job ended.
 type Status int
@@ -43,7 +37,7 @@ func (s Status) String() string {
 
 // Result is one host's outcome.
 type Result struct {
-	Host     Host
+	Host     sshx.Host
 	Status   Status
 	ExitCode int    // remote exit status (Failed), else 0
 	Signal   string // remote signal name when the command was killed by one
@@ -59,13 +53,13 @@ type Pool struct {
 }
 
 // Job is the work done on one connected host.
-type Job func(ctx context.Context, h Host, c *sshx.Conn) error
+type Job func(ctx context.Context, h sshx.Host, c *sshx.Conn) error
 
 // Each runs job on every host, at most Parallel at once, and returns one result per host in
 // input order; done, if not nil, sees each result as its host finishes. A cancelled ctx
 // (Ctrl-C) stops the jobs; each job must return promptly once its ctx is done.
-func (p *Pool) Each(ctx context.Context, hosts []Host, job Job, done func(Result)) []Result {
-	return p.Local(ctx, hosts, func(ctx context.Context, h Host) error {
+func (p *Pool) Each(ctx context.Context, hosts []sshx.Host, job Job, done func(Result)) []Result {
+	return p.Local(ctx, hosts, func(ctx context.Context, h sshx.Host) error {
 		c, err := sshx.DialConn(ctx, h.Target, p.Config)
 		if err != nil {
 			return err
@@ -81,38 +75,35 @@ func (p *Pool) Each(ctx context.Context, hosts []Host, job Job, done func(Result
 
 // Local is Each for jobs that make their own connections (ec2-rsync runs rsync per host):
 // the same concurrency, timeout, classification and results.
-func (p *Pool) Local(ctx context.Context, hosts []Host, job func(ctx context.Context, h Host) error, done func(Result)) []Result {
+func (p *Pool) Local(ctx context.Context, hosts []sshx.Host, job func(ctx context.Context, h sshx.Host) error, done func(Result)) []Result {
 	n := p.Parallel
 	if n <= 0 {
 		n = 256
 	}
 	results := make([]Result, len(hosts))
-	sem := make(chan struct{}, n)
-	var wg sync.WaitGroup
+	var g errgroup.Group
+	g.SetLimit(n)
 	for i, h := range hosts {
-		select {
-		case sem <- struct{}{}:
-		case <-ctx.Done():
+		if ctx.Err() != nil {
 			results[i] = Result{Host: h, Status: Interrupted, Err: ctx.Err()}
 			if done != nil {
 				done(results[i])
 			}
 			continue
 		}
-		wg.Add(1)
-		go func() {
-			defer func() { <-sem; wg.Done() }()
+		g.Go(func() error {
 			results[i] = p.one(ctx, h, job)
 			if done != nil {
 				done(results[i])
 			}
-		}()
+			return nil
+		})
 	}
-	wg.Wait()
+	g.Wait()
 	return results
 }
 
-func (p *Pool) one(parent context.Context, h Host, job func(context.Context, Host) error) Result {
+func (p *Pool) one(parent context.Context, h sshx.Host, job func(context.Context, sshx.Host) error) Result {
 	start := time.Now()
 	ctx, cancel := parent, context.CancelFunc(func() {})
 	if p.Timeout > 0 {

@@ -4,13 +4,17 @@ import (
 	"bytes"
 	"context"
 	"crypto/sha256"
+	"errors"
 	"fmt"
 	"io"
 	"os"
 	"strings"
 	"sync"
+	"syscall"
 	"testing"
 	"time"
+
+	"golang.org/x/sys/unix"
 
 	"ec2kit/internal/cli"
 	"ec2kit/internal/fanout"
@@ -20,10 +24,10 @@ import (
 
 func TestMain(m *testing.M) { sshtest.Main(m) }
 
-func hostsOf(f *sshtest.Fleet) []fanout.Host {
-	var hs []fanout.Host
+func hostsOf(f *sshtest.Fleet) []sshx.Host {
+	var hs []sshx.Host
 	for _, t := range f.Targets() {
-		hs = append(hs, fanout.Host{Target: t, Label: t.ID})
+		hs = append(hs, sshx.Host{Target: t, Label: t.ID})
 	}
 	return hs
 }
@@ -213,7 +217,7 @@ func TestDroppedConnectionKillsRemoteCommand(t *testing.T) {
 		t.Fatal(err)
 	}
 	s, _ := c.NewSession()
-	if err := s.Start(fanout.Wrap("sleep 987652 & sleep 987652")); err != nil {
+	if err := s.Start(sshx.Wrap("sleep 987652 & sleep 987652")); err != nil {
 		t.Fatal(err)
 	}
 	time.Sleep(500 * time.Millisecond)
@@ -271,7 +275,7 @@ func TestExitStatusAndOutputModes(t *testing.T) {
 func TestLineWriterLongAndSplitLines(t *testing.T) {
 	var buf bytes.Buffer
 	out, _ := fanout.NewOutput(fanout.Prefixed, &buf, io.Discard, "")
-	w, _, _ := out.Open(fanout.Host{Label: "h"})
+	w, _, _ := out.Open(sshx.Host{Label: "h"})
 	for _, s := range []string{"ab", "c\nd", "e\n\nf"} {
 		w.Write([]byte(s))
 	}
@@ -279,4 +283,55 @@ func TestLineWriterLongAndSplitLines(t *testing.T) {
 	if buf.String() != "h: abc\nh: de\nh: \nh: f\n" {
 		t.Fatalf("%q", buf.String())
 	}
+}
+
+// TestSpoolFullDisk: with the temporary directory on a full 1 MiB tmpfs, the spool's readers
+// end with a clear error instead of spinning, and every host's command fails with it and is
+// ended rather than given a truncated input.
+func TestSpoolFullDisk(t *testing.T) {
+	f := sshtest.Start(t, 2)
+	tmp := t.TempDir()
+	if err := unix.Mount("tmpfs", tmp, "tmpfs", 0, "size=1m"); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { unix.Unmount(tmp, unix.MNT_DETACH) })
+	t.Setenv("TMPDIR", tmp)
+	pr, pw := io.Pipe()
+	go func() { // 8 MiB, then the input stays open: only the full disk can end the run
+		chunk := make([]byte, 1<<20)
+		for range 8 {
+			if _, err := pw.Write(chunk); err != nil {
+				return
+			}
+		}
+	}()
+	defer pw.Close()
+	spool, err := fanout.NewSpool(pr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer spool.Close()
+	var stdout, stderr syncBuffer
+	out, _ := fanout.NewOutput(fanout.Prefixed, &stdout, &stderr, "")
+	p := &fanout.Pool{Config: f.Config()}
+	done := make(chan []fanout.Result)
+	go func() {
+		done <- fanout.RunCommand(context.Background(), p, hostsOf(f), fanout.Command{Cmd: "cat >/dev/null; sleep 987654", Stdin: spool}, out)
+	}()
+	var res []fanout.Result
+	select {
+	case res = <-done:
+	case <-time.After(20 * time.Second):
+		t.Fatal("a full spool disk did not end the run")
+	}
+	var se *fanout.SpoolError
+	if !errors.As(spool.Err(), &se) || !errors.Is(se, syscall.ENOSPC) {
+		t.Fatalf("spool error %v, want ENOSPC", spool.Err())
+	}
+	for _, r := range res {
+		if r.Status != fanout.Failed || !errors.As(r.Err, &se) {
+			t.Errorf("%s: %v %v, want the spool's failure", r.Host.Label, r.Status, r.Err)
+		}
+	}
+	waitGone(t, "987654", 5*time.Second)
 }

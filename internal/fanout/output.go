@@ -10,12 +10,15 @@ import (
 	"sort"
 	"strings"
 	"sync"
+
+	"ec2kit/internal/lines"
+	"ec2kit/internal/sshx"
 )
 
 // Output receives every host's stdout and stderr and decides how they are shown.
 type Output interface {
 	// Open is called when h starts; the writers are closed when its command ends.
-	Open(h Host) (stdout, stderr io.WriteCloser, err error)
+	Open(h sshx.Host) (stdout, stderr io.WriteCloser, err error)
 	// Done is called with each host's result after its writers are closed.
 	Done(r Result)
 	// Close ends the run (for example printing coalesced output).
@@ -65,69 +68,16 @@ func (l *lockedWriter) Write(p []byte) (int, error) {
 	return l.w.Write(p)
 }
 
-// maxLine bounds how much of a line without newline is held back; a longer one is cut.
-const maxLine = 1 << 20
-
-// lineWriter turns a byte stream into whole lines, formats each, and hands a batch of
-// complete formatted lines to dst in one Write, so lines from different hosts never mix
-// and the shared lock is taken once per read, not once per line.
-type lineWriter struct {
-	dst     io.Writer
-	format  func(out, line []byte) []byte // appends the formatted line (with its newline)
-	partial []byte
-	out     []byte
-}
-
-func (l *lineWriter) Write(p []byte) (int, error) {
-	n := len(p)
-	l.out = l.out[:0]
-	for len(p) > 0 {
-		i := bytes.IndexByte(p, '\n')
-		if i < 0 {
-			l.partial = append(l.partial, p...)
-			if len(l.partial) >= maxLine {
-				l.out = l.format(l.out, l.partial)
-				l.partial = l.partial[:0]
-			}
-			break
-		}
-		if len(l.partial) > 0 {
-			l.partial = append(l.partial, p[:i]...)
-			l.out = l.format(l.out, l.partial)
-			l.partial = l.partial[:0]
-		} else {
-			l.out = l.format(l.out, p[:i])
-		}
-		p = p[i+1:]
-	}
-	if len(l.out) > 0 {
-		if _, err := l.dst.Write(l.out); err != nil {
-			return 0, err
-		}
-	}
-	return n, nil
-}
-
-// Close flushes a last line that had no newline.
-func (l *lineWriter) Close() error {
-	if len(l.partial) == 0 {
-		return nil
-	}
-	_, err := l.dst.Write(l.format(nil, l.partial))
-	l.partial = nil
-	return err
-}
-
 type prefixed struct{ stdout, stderr io.Writer }
 
-func (p prefixed) Open(h Host) (io.WriteCloser, io.WriteCloser, error) {
+func (p prefixed) Open(h sshx.Host) (io.WriteCloser, io.WriteCloser, error) {
 	pre := []byte(h.Label + ": ")
 	f := func(out, line []byte) []byte {
 		out = append(out, pre...)
 		out = append(out, line...)
 		return append(out, '\n')
 	}
-	return &lineWriter{dst: p.stdout, format: f}, &lineWriter{dst: p.stderr, format: f}, nil
+	return &lines.Writer{Dst: p.stdout, Format: f}, &lines.Writer{Dst: p.stderr, Format: f}, nil
 }
 func (prefixed) Done(Result)  {}
 func (prefixed) Close() error { return nil }
@@ -151,7 +101,7 @@ type jsonResult struct {
 	ElapsedMS float64 `json:"elapsed_ms"`
 }
 
-func (j jsonOutput) Open(h Host) (io.WriteCloser, io.WriteCloser, error) {
+func (j jsonOutput) Open(h sshx.Host) (io.WriteCloser, io.WriteCloser, error) {
 	f := func(stream string) func(out, line []byte) []byte {
 		return func(out, line []byte) []byte {
 			b, _ := json.Marshal(jsonLine{Host: h.Label, ID: h.Target.ID, Stream: stream, Line: string(line)})
@@ -159,7 +109,7 @@ func (j jsonOutput) Open(h Host) (io.WriteCloser, io.WriteCloser, error) {
 			return append(out, '\n')
 		}
 	}
-	return &lineWriter{dst: j.w, format: f("stdout")}, &lineWriter{dst: j.w, format: f("stderr")}, nil
+	return &lines.Writer{Dst: j.w, Format: f("stdout")}, &lines.Writer{Dst: j.w, Format: f("stderr")}, nil
 }
 
 func (j jsonOutput) Done(r Result) {
@@ -193,7 +143,7 @@ type bufCloser struct{ *bytes.Buffer }
 
 func (bufCloser) Close() error { return nil }
 
-func (b *blocks) Open(h Host) (io.WriteCloser, io.WriteCloser, error) {
+func (b *blocks) Open(h sshx.Host) (io.WriteCloser, io.WriteCloser, error) {
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	if b.bufs == nil {
@@ -267,7 +217,7 @@ func writeBlock(w io.Writer, labels []string, out []byte) {
 // dirOutput writes each host's stdout and stderr to files named by instance id.
 type dirOutput string
 
-func (d dirOutput) Open(h Host) (io.WriteCloser, io.WriteCloser, error) {
+func (d dirOutput) Open(h sshx.Host) (io.WriteCloser, io.WriteCloser, error) {
 	base := filepath.Join(string(d), h.Target.ID)
 	o, err := os.Create(base + ".out")
 	if err != nil {

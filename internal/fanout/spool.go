@@ -38,11 +38,14 @@ func (s *Spool) fill(r io.Reader) {
 	for {
 		n, err := r.Read(buf)
 		if n > 0 {
-			if _, werr := s.f.WriteAt(buf[:n], s.size); werr != nil {
-				err = werr
+			// Only what reached the file counts: a reader must never wait for bytes that
+			// a failed write (a full disk) will not bring.
+			w, werr := s.f.WriteAt(buf[:n], s.size)
+			if werr != nil {
+				err = &SpoolError{Err: werr}
 			}
 			s.mu.Lock()
-			s.size += int64(n)
+			s.size += int64(w)
 			s.cond.Broadcast()
 			s.mu.Unlock()
 		}
@@ -57,6 +60,20 @@ func (s *Spool) fill(r io.Reader) {
 			return
 		}
 	}
+}
+
+// SpoolError is a failure to keep the input on the local disk (a full temporary
+// directory, for example): every host's command then ends with it.
+type SpoolError struct{ Err error }
+
+func (e *SpoolError) Error() string { return "spooling input to the local disk: " + e.Err.Error() }
+func (e *SpoolError) Unwrap() error { return e.Err }
+
+// Err is the error that ended the input early, if any: reading it, or keeping it on disk.
+func (s *Spool) Err() error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.err
 }
 
 // Reader returns a reader of the whole stream from its start; it ends when the input
@@ -102,6 +119,9 @@ func (r *spoolReader) Read(p []byte) (int, error) {
 	r.off += int64(n)
 	if err == io.EOF {
 		err = nil
+		if n == 0 {
+			err = io.ErrUnexpectedEOF // the file lost what it held: never spin on it
+		}
 	}
 	return n, err
 }

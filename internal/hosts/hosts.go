@@ -9,7 +9,6 @@ import (
 	"time"
 
 	"ec2kit/internal/cli"
-	"ec2kit/internal/fanout"
 	"ec2kit/internal/fleet"
 	"ec2kit/internal/paths"
 	"ec2kit/internal/sshx"
@@ -26,7 +25,7 @@ type Conn struct {
 // Resolve finds the running instances the selectors name, and how to reach them. An empty
 // selector list is a usage error: acting on every instance in the account must be asked for
 // by name. A bad --key is reported before any host is touched.
-func (c Conn) Resolve(ctx context.Context, selectors []string) ([]fanout.Host, *sshx.Config, error) {
+func (c Conn) Resolve(ctx context.Context, selectors []string) ([]sshx.Host, *sshx.Config, error) {
 	if len(selectors) == 0 {
 		return nil, nil, cli.WithHint(cli.Errorf(cli.ExitUsage, "no selector given"), "name instances by id, Name tag or key=value tag, or pipe ids on stdin")
 	}
@@ -42,9 +41,9 @@ func (c Conn) Resolve(ctx context.Context, selectors []string) ([]fanout.Host, *
 	if err != nil {
 		return nil, nil, err
 	}
-	hs := make([]fanout.Host, len(insts))
+	hs := make([]sshx.Host, len(insts))
 	for i, in := range insts {
-		hs[i] = fanout.Host{Label: in.Label(), Target: c.Target(in)}
+		hs[i] = sshx.Host{Label: in.Label(), Target: c.Target(in)}
 	}
 	return hs, cfg, nil
 }

@@ -71,7 +71,7 @@ func Run(ctx context.Context, o Options, stdout, stderr io.Writer) error {
 	for i, h := range hosts {
 		index[h.Target.ID] = i
 	}
-	first := pool.Each(ctx, hosts, func(ctx context.Context, h fanout.Host, c *sshx.Conn) error {
+	first := pool.Each(ctx, hosts, func(ctx context.Context, h sshx.Host, c *sshx.Conn) error {
 		ms, err := readManifests(c)
 		manifests[index[h.Target.ID]] = ms
 		return err
@@ -96,7 +96,7 @@ func Run(ctx context.Context, o Options, stdout, stderr io.Writer) error {
 		return cli.WithHint(cli.Errorf(cli.ExitData, "%w: no reachable node holds %s in %s", ErrNoJob, what, nodejob.ResultsRoot),
 			"run orchestrate on these instances first (or name the right --job)")
 	}
-	var reachable []fanout.Host
+	var reachable []sshx.Host
 	nodes := make([]Node, len(hosts))
 	for _, r := range first {
 		if r.Status != fanout.OK {
@@ -105,7 +105,7 @@ func Run(ctx context.Context, o Options, stdout, stderr io.Writer) error {
 		}
 		reachable = append(reachable, r.Host)
 	}
-	pulled := pool.Each(ctx, reachable, func(ctx context.Context, h fanout.Host, c *sshx.Conn) error {
+	pulled := pool.Each(ctx, reachable, func(ctx context.Context, h sshx.Host, c *sshx.Conn) error {
 		dir := hostDir(root, h)
 		if err := os.RemoveAll(dir); err != nil {
 			return err

@@ -7,7 +7,6 @@ import (
 
 	"golang.org/x/crypto/ssh"
 
-	"ec2kit/internal/fanout"
 	"ec2kit/internal/nodejob"
 	"ec2kit/internal/sshx"
 	"ec2kit/internal/transfer"
@@ -22,7 +21,7 @@ func pull(ctx context.Context, c *sshx.Conn, remote, dir string) error {
 	if err != nil {
 		return err
 	}
-	err = s.Run("test -d " + fanout.Quote(remote))
+	err = s.Run("test -d " + sshx.Quote(remote))
 	s.Close()
 	var ee *ssh.ExitError
 	if errors.As(err, &ee) && ee.ExitStatus() == 1 {
@@ -47,4 +46,4 @@ func readManifests(c *sshx.Conn) ([]*nodejob.Manifest, error) {
 
 // hostDir is where one node's results go: one directory per node, so that nodes holding the
 // same key never overwrite each other.
-func hostDir(root string, h fanout.Host) string { return filepath.Join(root, h.Target.ID) }
+func hostDir(root string, h sshx.Host) string { return filepath.Join(root, h.Target.ID) }

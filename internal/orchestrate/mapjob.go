@@ -16,10 +16,10 @@ import (
 	"ec2kit/internal/awsconf"
 	"ec2kit/internal/cli"
 	"ec2kit/internal/decode"
-	"ec2kit/internal/fanout"
 	"ec2kit/internal/nodejob"
 	"ec2kit/internal/s3stream"
 	"ec2kit/internal/split"
+	"ec2kit/internal/sshx"
 )
 
 // maxParts is how many pieces one object may have: result names carry five digits.
@@ -156,7 +156,7 @@ func ptr[T any](v T) *T { return &v }
 
 // putWork copies the --put files into the job's working directory on the node.
 func (n *node) putWork(dir string, puts []putFile) error {
-	if _, err := run(n.conn, "mkdir -p "+fanout.Quote(dir), nil); err != nil {
+	if _, err := run(n.conn, "mkdir -p "+sshx.Quote(dir), nil); err != nil {
 		return err
 	}
 	for _, p := range puts {
@@ -165,7 +165,7 @@ func (n *node) putWork(dir string, puts []putFile) error {
 			return fmt.Errorf("--put %s: %w", p.name, err)
 		}
 		if p.exec {
-			if _, err := run(n.conn, "chmod +x "+fanout.Quote(path), nil); err != nil {
+			if _, err := run(n.conn, "chmod +x "+sshx.Quote(path), nil); err != nil {
 				return err
 			}
 		}

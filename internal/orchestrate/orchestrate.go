@@ -19,7 +19,6 @@ import (
 	"time"
 
 	"ec2kit/internal/cli"
-	"ec2kit/internal/fanout"
 	"ec2kit/internal/hosts"
 	"ec2kit/internal/nodejob"
 	"ec2kit/internal/s3stream"
@@ -196,7 +195,7 @@ func Run(ctx context.Context, o Options) error {
 
 // connect dials every node, deploys countpass and reads what jobs it holds, in parallel.
 // Nodes that fail are left out and described.
-func (j *job) connect(ctx context.Context, hosts []fanout.Host, cfg *sshx.Config) ([]*node, []string) {
+func (j *job) connect(ctx context.Context, hosts []sshx.Host, cfg *sshx.Config) ([]*node, []string) {
 	var mu sync.Mutex
 	var nodes []*node
 	var bad []string
@@ -218,7 +217,7 @@ func (j *job) connect(ctx context.Context, hosts []fanout.Host, cfg *sshx.Config
 	return nodes, bad
 }
 
-func (j *job) connectOne(ctx context.Context, h fanout.Host, cfg *sshx.Config) (*node, error) {
+func (j *job) connectOne(ctx context.Context, h sshx.Host, cfg *sshx.Config) (*node, error) {
 	c, err := sshx.DialConn(ctx, h.Target, cfg)
 	if err != nil {
 		return nil, err
@@ -414,25 +413,25 @@ func (j *job) countpassCmd(n *node, jobs int) string {
 	args := []string{j.bin.RemotePath, "--jobs", fmt.Sprint(jobs)}
 	switch j.opts.Step {
 	case nodejob.Download:
-		args = append(args, "--download", "--src", fanout.Quote(j.spec.Src), "--data", j.dir)
+		args = append(args, "--download", "--src", sshx.Quote(j.spec.Src), "--data", j.dir)
 	case nodejob.Count:
 		args = append(args, "--count-files", "--data", nodejob.DataDir(j.input.Job), "--results", j.dir)
 	case nodejob.Map:
-		args = append(args, "--map", "--src", fanout.Quote(j.spec.Src), "--results", j.dir,
-			"--work", nodejob.WorkDir(j.name), "--node", fanout.Quote(n.id), "--cmd", fanout.Quote(j.opts.Cmd))
+		args = append(args, "--map", "--src", sshx.Quote(j.spec.Src), "--results", j.dir,
+			"--work", nodejob.WorkDir(j.name), "--node", sshx.Quote(n.id), "--cmd", sshx.Quote(j.opts.Cmd))
 		if j.opts.Header {
 			args = append(args, "--header")
 		}
 		if j.dst != nil {
-			args = append(args, "--dst", fanout.Quote("s3://"+j.dst.Bucket+"/"+j.dstPrefix))
+			args = append(args, "--dst", sshx.Quote("s3://"+j.dst.Bucket+"/"+j.dstPrefix))
 		}
 	default:
-		args = append(args, "--keys", "--src", fanout.Quote(j.spec.Src), "--results", j.dir)
+		args = append(args, "--keys", "--src", sshx.Quote(j.spec.Src), "--results", j.dir)
 	}
 	if j.live {
 		args = append(args, "--progress")
 	}
-	return fanout.Wrap(strings.Join(args, " "))
+	return sshx.Wrap(strings.Join(args, " "))
 }
 
 func runID() string {

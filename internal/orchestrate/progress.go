@@ -70,6 +70,14 @@ func (p *progress) Printf(format string, args ...any) {
 	fmt.Fprintf(p.w, format, args...)
 }
 
+// Write writes whole lines of talk (a node's stderr) to stderr.
+func (p *progress) Write(b []byte) (int, error) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	p.clear()
+	return p.w.Write(b)
+}
+
 // Partial records how far a node has read a key (countpass's progress lines).
 func (p *progress) Partial(node, key string, bytes int64) {
 	p.mu.Lock()

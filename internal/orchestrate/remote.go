@@ -14,7 +14,6 @@ import (
 	"strings"
 
 	"ec2kit/internal/cli"
-	"ec2kit/internal/fanout"
 	"ec2kit/internal/nodejob"
 	"ec2kit/internal/sshx"
 )
@@ -89,10 +88,10 @@ func prepare(c *sshx.Conn, bin *Binary) (cores int, err error) {
 	var sb strings.Builder
 	sb.WriteString("set -e\n")
 	for _, d := range []string{nodejob.ResultsRoot, nodejob.DataRoot, nodejob.WorkRoot} {
-		q := fanout.Quote(d)
+		q := sshx.Quote(d)
 		fmt.Fprintf(&sb, "if ! { mkdir -p %s && test -w %s; } 2>/dev/null; then sudo -n mkdir -p %s && sudo -n chown \"$(id -u):$(id -g)\" %s; fi\n", q, q, q, q)
 	}
-	fmt.Fprintf(&sb, "uname -m; nproc; if test -x %s; then echo have; else echo need; fi\n", fanout.Quote(bin.RemotePath))
+	fmt.Fprintf(&sb, "uname -m; nproc; if test -x %s; then echo have; else echo need; fi\n", sshx.Quote(bin.RemotePath))
 	out, err := run(c, sb.String(), nil)
 	if err != nil {
 		return 0, err
@@ -109,7 +108,7 @@ func prepare(c *sshx.Conn, bin *Binary) (cores int, err error) {
 	if f[2] == "need" {
 		// Upload to a temporary name, then rename: a concurrent or interrupted upload never
 		// leaves a truncated binary under the final name.
-		p := fanout.Quote(bin.RemotePath)
+		p := sshx.Quote(bin.RemotePath)
 		cmd := fmt.Sprintf("mkdir -p \"$(dirname %s)\" && cat > %s.$$ && chmod 755 %s.$$ && mv -f %s.$$ %s", p, p, p, p, p)
 		if _, err := run(c, cmd, bytes.NewReader(bin.Data)); err != nil {
 			return 0, fmt.Errorf("deploying countpass: %w", err)
@@ -120,7 +119,7 @@ func prepare(c *sshx.Conn, bin *Binary) (cores int, err error) {
 
 // putFile writes data to path on the node atomically.
 func putFileAt(c *sshx.Conn, path string, data []byte) error {
-	p := fanout.Quote(path)
+	p := sshx.Quote(path)
 	// A failed write (a full disk) leaves no temporary file behind.
 	_, err := run(c, fmt.Sprintf("t=%s.tmp.$$; if cat > \"$t\" && mv -f \"$t\" %s; then :; else rm -f \"$t\"; exit 1; fi", p, p), bytes.NewReader(data))
 	return err
@@ -128,13 +127,13 @@ func putFileAt(c *sshx.Conn, path string, data []byte) error {
 
 // readFile returns the contents of path on the node, nil when it does not exist.
 func readFile(c *sshx.Conn, path string) ([]byte, error) {
-	return run(c, fmt.Sprintf("cat %s 2>/dev/null || true", fanout.Quote(path)), nil)
+	return run(c, fmt.Sprintf("cat %s 2>/dev/null || true", sshx.Quote(path)), nil)
 }
 
 // listFiles returns the paths (relative to dir) of the regular files under dir, skipping
 // dotfiles and dot-directories (manifests, temporary files of unfinished writes).
 func listFiles(c *sshx.Conn, dir string) ([]string, error) {
-	out, err := run(c, fmt.Sprintf("cd %s && find . -mindepth 1 -name '.*' -prune -o -type f -print0", fanout.Quote(dir)), nil)
+	out, err := run(c, fmt.Sprintf("cd %s && find . -mindepth 1 -name '.*' -prune -o -type f -print0", sshx.Quote(dir)), nil)
 	if err != nil {
 		return nil, err
 	}

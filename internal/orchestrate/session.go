@@ -13,7 +13,7 @@ import (
 
 	"golang.org/x/crypto/ssh"
 
-	"ec2kit/internal/fanout"
+	"ec2kit/internal/lines"
 	"ec2kit/internal/nodejob"
 	"ec2kit/internal/sshx"
 )
@@ -72,7 +72,10 @@ func (j *job) session(ctx context.Context, n *node) error {
 	if err != nil {
 		return err
 	}
-	stderr := &lineWriter{emit: func(line string) { j.prog.Printf("%s: %s\n", n.label, line) }}
+	stderr := &lines.Writer{Dst: j.prog, Format: func(out, line []byte) []byte {
+		out = append(append(out, n.label...), ": "...)
+		return append(append(out, bytes.TrimSuffix(line, []byte("\r"))...), '\n')
+	}}
 	s.Stderr = stderr
 	if err := s.Start(n.cmd); err != nil {
 		return err
@@ -147,7 +150,7 @@ func (j *job) session(ctx context.Context, n *node) error {
 	werr := s.Wait()
 	stopFeeding()
 	<-fed
-	stderr.Flush()
+	stderr.Close()
 	if sick != nil {
 		return sick
 	}
@@ -185,37 +188,6 @@ func (j *job) addSkipped(node string, n int64) {
 	v.(*atomic.Int64).Add(n)
 }
 
-// lineWriter calls emit with each whole line written to it.
-type lineWriter struct {
-	mu   sync.Mutex
-	buf  []byte
-	emit func(string)
-}
-
-func (w *lineWriter) Write(p []byte) (int, error) {
-	w.mu.Lock()
-	defer w.mu.Unlock()
-	w.buf = append(w.buf, p...)
-	for {
-		i := strings.IndexByte(string(w.buf), '\n')
-		if i < 0 {
-			return len(p), nil
-		}
-		w.emit(strings.TrimRight(string(w.buf[:i]), "\r"))
-		w.buf = w.buf[i+1:]
-	}
-}
-
-// Flush emits a last line that had no newline.
-func (w *lineWriter) Flush() {
-	w.mu.Lock()
-	defer w.mu.Unlock()
-	if len(w.buf) > 0 {
-		w.emit(string(w.buf))
-		w.buf = nil
-	}
-}
-
 // hold starts the session that holds the job directory's lock on the node for as long as
 // this run lasts (it ends when the connection does, however that happens).
 func (n *node) hold(ctx context.Context, bin *Binary, dir string) error {
@@ -234,7 +206,7 @@ func (n *node) hold(ctx context.Context, bin *Binary, dir string) error {
 	}
 	var stderr bytes.Buffer
 	s.Stderr = &stderr
-	if err := s.Start(bin.RemotePath + " --hold " + fanout.Quote(dir)); err != nil {
+	if err := s.Start(bin.RemotePath + " --hold " + sshx.Quote(dir)); err != nil {
 		s.Close()
 		return err
 	}
@@ -270,7 +242,7 @@ func (n *node) survey(dir string) error {
 // write prepares the job directory for this run: it removes stale results (or, with force,
 // every earlier result of this job) and writes the manifest.
 func (n *node) write(dir string, stale []string, force bool, manifest []byte) error {
-	q := fanout.Quote(dir)
+	q := sshx.Quote(dir)
 	if force {
 		stale = n.files
 	}

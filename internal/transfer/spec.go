@@ -8,7 +8,7 @@ import (
 	"strings"
 
 	"ec2kit/internal/cli"
-	"ec2kit/internal/fanout"
+	"ec2kit/internal/sshx"
 )
 
 // Spec is one copy: Push sends Local to Remote on every host; a pull fetches Remote from
@@ -61,7 +61,7 @@ func shellPath(p string) string {
 		return `"$HOME"`
 	}
 	if rest, ok := strings.CutPrefix(p, "~/"); ok {
-		return `"$HOME"/` + fanout.Quote(rest)
+		return `"$HOME"/` + sshx.Quote(rest)
 	}
-	return fanout.Quote(p)
+	return sshx.Quote(p)
 }

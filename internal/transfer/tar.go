@@ -17,7 +17,7 @@ import (
 
 	"golang.org/x/crypto/ssh"
 
-	"ec2kit/internal/fanout"
+	"ec2kit/internal/sshx"
 )
 
 // bufSize batches tar headers and file data into large channel writes.
@@ -40,7 +40,7 @@ func Push(ctx context.Context, c *ssh.Client, local, remote string) error {
 	if strings.HasSuffix(local, "/") {
 		name = ""
 	}
-	cmd := "sh -c " + fanout.Quote(pushScript) + " ec2kit " + shellPath(remote) + " " + fanout.Quote(name)
+	cmd := "sh -c " + sshx.Quote(pushScript) + " ec2kit " + shellPath(remote) + " " + sshx.Quote(name)
 	return run(ctx, c, cmd, func(s *ssh.Session) (func() error, error) {
 		in, err := s.StdinPipe()
 		return func() error {
@@ -52,7 +52,7 @@ func Push(ctx context.Context, c *ssh.Client, local, remote string) error {
 
 // run runs cmd on c under the watchdog: setup wires the session's pipes and returns the
 // local half of the transfer, which runs while the remote command does. The end of ctx
-// closes the session; the error prefers the remote side's story.
+// stops the remote command (sshx.StopOnDone); the error prefers the remote side's story.
 func run(ctx context.Context, c *ssh.Client, cmd string, setup func(*ssh.Session) (func() error, error)) error {
 	s, err := c.NewSession()
 	if err != nil {
@@ -65,23 +65,27 @@ func run(ctx context.Context, c *ssh.Client, cmd string, setup func(*ssh.Session
 	if err != nil {
 		return err
 	}
-	if err := s.Start(fanout.Wrap(cmd)); err != nil {
+	if err := s.Start(sshx.Wrap(cmd)); err != nil {
 		return err
 	}
-	stop := context.AfterFunc(ctx, func() { s.Close() })
+	stop := sshx.StopOnDone(ctx, c, s)
 	defer stop()
 	lerr := work()
 	return remoteErr(s.Wait(), lerr, &stderr)
 }
 
-// remoteErr prefers the remote side's story (its stderr), then a local write error.
+// remoteErr prefers a refused or failed archive entry (the remote side then fails only
+// because it was stopped), then the remote side's story (its stderr), then a local error.
 func remoteErr(err, local error, stderr *bytes.Buffer) error {
 	msg := strings.TrimSpace(stderr.String())
 	if i := strings.IndexByte(msg, '\n'); i >= 0 {
 		msg = msg[:i] // the first line says what went wrong; tar's last one only that it did
 	}
 	var ee *ssh.ExitError
+	var entry *EntryError
 	switch {
+	case errors.As(local, &entry):
+		return local
 	case err != nil && errors.As(err, &ee) && msg != "":
 		return fmt.Errorf("%s: %w", msg, err)
 	case err != nil:
@@ -156,7 +160,7 @@ func Pull(ctx context.Context, c *ssh.Client, remote, dir string) error {
 		cmd = "tar -c -f - -C " + shellPath(remote) + " ."
 	} else {
 		p := path.Clean(remote)
-		cmd = "tar -c -f - -C " + shellPath(path.Dir(p)) + " -- " + fanout.Quote(path.Base(p))
+		cmd = "tar -c -f - -C " + shellPath(path.Dir(p)) + " -- " + sshx.Quote(path.Base(p))
 	}
 	return run(ctx, c, cmd, func(s *ssh.Session) (func() error, error) {
 		out, err := s.StdoutPipe()
@@ -170,18 +174,34 @@ func Pull(ctx context.Context, c *ssh.Client, remote, dir string) error {
 	})
 }
 
-// extract unpacks a tar stream under dir, refusing entries that would land outside it.
-// Directory modes are applied last, so read-only directories still receive their files.
+// ErrUnsafe marks an archive entry that would write outside the destination, or through
+// a symbolic link (one from the archive or one already there).
+var ErrUnsafe = errors.New("refusing to write outside the destination")
+
+// EntryError is a failure to extract one archive entry (as opposed to a broken stream).
+type EntryError struct {
+	Name string // as the archive names it
+	Err  error
+}
+
+func (e *EntryError) Error() string { return fmt.Sprintf("archive entry %q: %v", e.Name, e.Err) }
+func (e *EntryError) Unwrap() error { return e.Err }
+
+// extract unpacks a tar stream under dir. Every file operation goes through an os.Root, so
+// nothing outside dir is touched, and no entry is written through a symbolic link: one
+// that the archive made, or one left by an earlier pull (its target may have changed
+// since). Directory modes are applied last, so read-only directories still receive their
+// files.
 func extract(r io.Reader, dir string) error {
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		return err
 	}
-	type dirMode struct {
-		path  string
-		mode  fs.FileMode
-		mtime time.Time
+	root, err := os.OpenRoot(dir)
+	if err != nil {
+		return err
 	}
-	var dirs []dirMode
+	defer root.Close()
+	x := &extractor{root: root, dirs: map[string]bool{}}
 	tr := tar.NewReader(r)
 	for {
 		h, err := tr.Next()
@@ -191,60 +211,142 @@ func extract(r io.Reader, dir string) error {
 		if err != nil {
 			return err
 		}
-		name := path.Clean(h.Name)
-		if name == "." {
-			continue
+		if err := x.entry(h, tr); err != nil {
+			if errors.Is(err, io.ErrUnexpectedEOF) {
+				return err // the stream broke, not this entry
+			}
+			return &EntryError{Name: h.Name, Err: err}
 		}
-		if path.IsAbs(name) || name == ".." || strings.HasPrefix(name, "../") {
-			return fmt.Errorf("refusing archive entry %q outside the destination", h.Name)
-		}
-		p := filepath.Join(dir, filepath.FromSlash(name))
-		mode := fs.FileMode(h.Mode).Perm() | fs.FileMode(h.Mode)&(fs.ModeSetuid|fs.ModeSetgid|fs.ModeSticky)
-		switch h.Typeflag {
-		case tar.TypeDir:
-			if err := os.MkdirAll(p, 0o700); err != nil {
-				return err
-			}
-			dirs = append(dirs, dirMode{p, mode, h.ModTime})
-			continue
-		case tar.TypeReg:
-			if err := writeFile(p, tr, mode); err != nil {
-				return err
-			}
-		case tar.TypeSymlink:
-			os.Remove(p)
-			if err := os.Symlink(h.Linkname, p); err != nil {
-				return err
-			}
-			continue
-		case tar.TypeLink:
-			ln := path.Clean(h.Linkname)
-			if path.IsAbs(ln) || strings.HasPrefix(ln, "../") {
-				return fmt.Errorf("refusing hard link %q outside the destination", h.Linkname)
-			}
-			os.Remove(p)
-			if err := os.Link(filepath.Join(dir, filepath.FromSlash(ln)), p); err != nil {
-				return err
-			}
-			continue
-		default:
-			continue // devices, fifos: not copied
-		}
-		os.Chtimes(p, h.ModTime, h.ModTime)
 	}
-	for i := len(dirs) - 1; i >= 0; i-- {
-		os.Chmod(dirs[i].path, dirs[i].mode)
-		os.Chtimes(dirs[i].path, dirs[i].mtime, dirs[i].mtime)
+	x.finish()
+	return nil
+}
+
+type extractor struct {
+	root *os.Root
+	dirs map[string]bool // real directories (no symlinks) this extraction made or checked
+	made []dirMode       // directory entries, for their modes and times at the end
+}
+
+type dirMode struct {
+	name  string
+	mode  fs.FileMode
+	mtime time.Time
+}
+
+func (x *extractor) entry(h *tar.Header, r io.Reader) error {
+	name, err := localName(h.Name)
+	if err != nil || name == "." {
+		return err
+	}
+	if err := x.parents(name); err != nil {
+		return err
+	}
+	mode := fs.FileMode(h.Mode).Perm() | fs.FileMode(h.Mode)&(fs.ModeSetuid|fs.ModeSetgid|fs.ModeSticky)
+	switch h.Typeflag {
+	case tar.TypeDir:
+		if err := x.dir(name); err != nil {
+			return err
+		}
+		x.made = append(x.made, dirMode{name, mode, h.ModTime})
+		return nil
+	case tar.TypeReg:
+		if err := x.replace(name); err != nil {
+			return err
+		}
+		if err := x.file(name, r, mode); err != nil {
+			return err
+		}
+		x.root.Chtimes(name, h.ModTime, h.ModTime)
+		return nil
+	case tar.TypeSymlink:
+		if err := x.replace(name); err != nil {
+			return err
+		}
+		return x.root.Symlink(h.Linkname, name)
+	case tar.TypeLink:
+		target, err := localName(h.Linkname)
+		if err != nil {
+			return err
+		}
+		if err := x.parents(target); err != nil {
+			return err
+		}
+		if err := x.replace(name); err != nil {
+			return err
+		}
+		return x.root.Link(target, name)
+	}
+	return nil // devices, fifos: not copied
+}
+
+// localName is an entry's name as a path inside the root, refusing absolute names and
+// names that climb out of it.
+func localName(name string) (string, error) {
+	n := path.Clean(name)
+	if path.IsAbs(n) || n == ".." || strings.HasPrefix(n, "../") {
+		return "", ErrUnsafe
+	}
+	return filepath.FromSlash(n), nil
+}
+
+// parents makes sure every directory above name is a real directory, creating missing
+// ones, and refuses a symbolic link among them.
+func (x *extractor) parents(name string) error {
+	parent := filepath.Dir(name)
+	if parent == "." || x.dirs[parent] {
+		return nil
+	}
+	if err := x.parents(parent); err != nil {
+		return err
+	}
+	fi, err := x.root.Lstat(parent)
+	switch {
+	case errors.Is(err, fs.ErrNotExist):
+		if err := x.root.Mkdir(parent, 0o755); err != nil {
+			return err
+		}
+	case err != nil:
+		return err
+	case fi.Mode()&fs.ModeSymlink != 0:
+		return fmt.Errorf("%w: %s is a symbolic link", ErrUnsafe, filepath.ToSlash(parent))
+	case !fi.IsDir():
+		return fmt.Errorf("%s is not a directory", filepath.ToSlash(parent))
+	}
+	x.dirs[parent] = true
+	return nil
+}
+
+// dir makes name a real directory; a symbolic link or file there is replaced, as tar does.
+func (x *extractor) dir(name string) error {
+	if fi, err := x.root.Lstat(name); err == nil && fi.IsDir() {
+		x.dirs[name] = true
+		return nil
+	}
+	if err := x.replace(name); err != nil {
+		return err
+	}
+	if err := x.root.Mkdir(name, 0o700); err != nil {
+		return err
+	}
+	x.dirs[name] = true
+	return nil
+}
+
+// replace removes what is at name (a file, a link, an empty directory), so that the entry
+// is written anew rather than through it: a read-only or hard-linked file is replaced, not
+// written through.
+func (x *extractor) replace(name string) error {
+	delete(x.dirs, name)
+	if err := x.root.Remove(name); err != nil && !errors.Is(err, fs.ErrNotExist) {
+		return err
 	}
 	return nil
 }
 
-func writeFile(p string, r io.Reader, mode fs.FileMode) error {
-	if err := os.MkdirAll(filepath.Dir(p), 0o755); err != nil {
-		return err
-	}
-	os.Remove(p) // a read-only or hard-linked file is replaced, not written through
-	f, err := os.OpenFile(p, os.O_CREATE|os.O_WRONLY|os.O_TRUNC, 0o600)
+// file writes r to the new file name; O_EXCL never opens an existing file or link.
+func (x *extractor) file(name string, r io.Reader, mode fs.FileMode) error {
+	f, err := x.root.OpenFile(name, os.O_CREATE|os.O_EXCL|os.O_WRONLY, 0o600)
 	if err != nil {
 		return err
 	}
@@ -257,4 +359,17 @@ func writeFile(p string, r io.Reader, mode fs.FileMode) error {
 		return err
 	}
 	return f.Close()
+}
+
+// finish applies the directories' modes and times, deepest first, to those still
+// directories (a later entry may have replaced one).
+func (x *extractor) finish() {
+	for i := len(x.made) - 1; i >= 0; i-- {
+		d := x.made[i]
+		if fi, err := x.root.Lstat(d.name); err != nil || !fi.IsDir() {
+			continue
+		}
+		x.root.Chmod(d.name, d.mode)
+		x.root.Chtimes(d.name, d.mtime, d.mtime)
+	}
 }

@@ -1,8 +1,10 @@
 package transfer_test
 
 import (
+	"archive/tar"
 	"context"
 	"crypto/sha256"
+	"errors"
 	"fmt"
 	"io"
 	"io/fs"
@@ -11,6 +13,8 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+
+	"golang.org/x/sys/unix"
 
 	"ec2kit/internal/cli"
 	"ec2kit/internal/fanout"
@@ -95,14 +99,14 @@ func TestRoundTrip(t *testing.T) {
 	f := sshtest.Start(t, hosts)
 	src := makeTree(t, 1000, big)
 	want := digest(t, src)
-	var hs []fanout.Host
+	var hs []sshx.Host
 	for _, tg := range f.Targets() {
-		hs = append(hs, fanout.Host{Target: tg, Label: tg.ID})
+		hs = append(hs, sshx.Host{Target: tg, Label: tg.ID})
 	}
 	p := &fanout.Pool{Config: f.Config()}
 	// The hosts share this machine's disk: each gets its own remote directory.
 	remote := t.TempDir()
-	res := p.Each(context.Background(), hs, func(ctx context.Context, h fanout.Host, c *sshx.Conn) error {
+	res := p.Each(context.Background(), hs, func(ctx context.Context, h sshx.Host, c *sshx.Conn) error {
 		return transfer.Push(ctx, c.Client, src, filepath.Join(remote, h.Target.ID)+"/")
 	}, nil)
 	if fanout.ExitCode(res) != 0 {
@@ -110,7 +114,7 @@ func TestRoundTrip(t *testing.T) {
 		t.Fatal("push failed")
 	}
 	back := t.TempDir()
-	res = p.Each(context.Background(), hs, func(ctx context.Context, h fanout.Host, c *sshx.Conn) error {
+	res = p.Each(context.Background(), hs, func(ctx context.Context, h sshx.Host, c *sshx.Conn) error {
 		return transfer.Pull(ctx, c.Client, filepath.Join(remote, h.Target.ID, "tree"), filepath.Join(back, h.Target.ID))
 	}, nil)
 	if fanout.ExitCode(res) != 0 {
@@ -188,5 +192,110 @@ func TestParse(t *testing.T) {
 		if _, err := transfer.Parse(tc.src, tc.dst); cli.CodeOf(err) != tc.code {
 			t.Errorf("Parse(%q, %q) = %v, want code %d", tc.src, tc.dst, err, tc.code)
 		}
+	}
+}
+
+// hostileTar makes every `tar` the hosts run print archive instead (bind mounts in the
+// tests' own mount namespace, undone when the test ends): a node that sends what it likes.
+func hostileTar(t *testing.T, archive []byte) {
+	dir := t.TempDir()
+	data, script := filepath.Join(dir, "archive.tar"), filepath.Join(dir, "tar")
+	if err := os.WriteFile(data, archive, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(script, []byte("#!/bin/sh\nexec cat "+sshx.Quote(data)+"\n"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	seen := map[string]bool{}
+	for _, d := range []string{"/usr/local/sbin", "/usr/local/bin", "/usr/sbin", "/usr/bin", "/sbin", "/bin"} {
+		real, err := filepath.EvalSymlinks(filepath.Join(d, "tar"))
+		if err != nil || seen[real] {
+			continue
+		}
+		seen[real] = true
+		if err := unix.Mount(script, real, "", unix.MS_BIND, ""); err != nil {
+			t.Fatalf("bind %s: %v", real, err)
+		}
+		t.Cleanup(func() { unix.Unmount(real, unix.MNT_DETACH) })
+	}
+	if len(seen) == 0 {
+		t.Skip("no tar on the hosts' PATH")
+	}
+}
+
+// tarOf builds a tar stream of directories (name ending in /), symlinks (link set) and files.
+func tarOf(t *testing.T, entries ...[3]string) []byte {
+	var b strings.Builder
+	tw := tar.NewWriter(&b)
+	for _, e := range entries {
+		name, link, body := e[0], e[1], e[2]
+		h := &tar.Header{Name: name, Mode: 0o644, Typeflag: tar.TypeReg, Size: int64(len(body))}
+		switch {
+		case strings.HasSuffix(name, "/"):
+			h = &tar.Header{Name: name, Mode: 0o755, Typeflag: tar.TypeDir}
+		case link != "":
+			h = &tar.Header{Name: name, Typeflag: tar.TypeSymlink, Linkname: link}
+		}
+		if err := tw.WriteHeader(h); err != nil {
+			t.Fatal(err)
+		}
+		io.WriteString(tw, body)
+	}
+	tw.Close()
+	return []byte(b.String())
+}
+
+// TestPullFromHostileNode pulls, over real SSH, from a node whose tar sends a symlink and
+// then a file through it: the pull fails naming the entry and nothing outside its
+// directory changes. merge pulls through transfer.Pull too, so this covers it as well.
+func TestPullFromHostileNode(t *testing.T) {
+	f := sshtest.Start(t, 1)
+	c, err := sshx.Dial(context.Background(), f.Hosts[0].Target, f.Config())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	outside := t.TempDir()
+	hostileTar(t, tarOf(t, [3]string{"results/", "", ""}, [3]string{"results/x", outside, ""}, [3]string{"results/x/evil", "", "pwned"}))
+	pull := filepath.Join(t.TempDir(), "pull", f.Hosts[0].Target.ID)
+	err = transfer.Pull(context.Background(), c, "/mnt/results", pull)
+	var ee *transfer.EntryError
+	if !errors.As(err, &ee) || ee.Name != "results/x/evil" || !errors.Is(err, transfer.ErrUnsafe) {
+		t.Fatalf("got %v, want a refusal of results/x/evil", err)
+	}
+	if ents, _ := os.ReadDir(outside); len(ents) != 0 {
+		t.Fatalf("the pull wrote %d entries outside its directory", len(ents))
+	}
+}
+
+// TestTwoPullsThroughASymlink: a first pull brings link -> elsewhere, the node then makes
+// link a directory with a file in it; the second pull must replace the local link, not
+// write through it.
+func TestTwoPullsThroughASymlink(t *testing.T) {
+	f := sshtest.Start(t, 1)
+	c, err := sshx.Dial(context.Background(), f.Hosts[0].Target, f.Config())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	outside, remote := t.TempDir(), t.TempDir()
+	if err := os.Symlink(outside, filepath.Join(remote, "link")); err != nil {
+		t.Fatal(err)
+	}
+	pull := filepath.Join(t.TempDir(), f.Hosts[0].Target.ID)
+	if err := transfer.Pull(context.Background(), c, remote+"/", pull); err != nil {
+		t.Fatal(err)
+	}
+	os.Remove(filepath.Join(remote, "link"))
+	os.Mkdir(filepath.Join(remote, "link"), 0o755)
+	os.WriteFile(filepath.Join(remote, "link", "file"), []byte("mine"), 0o644)
+	if err := transfer.Pull(context.Background(), c, remote+"/", pull); err != nil {
+		t.Fatal(err)
+	}
+	if ents, _ := os.ReadDir(outside); len(ents) != 0 {
+		t.Fatalf("the second pull wrote %d entries outside its directory", len(ents))
+	}
+	if b, err := os.ReadFile(filepath.Join(pull, "link", "file")); err != nil || string(b) != "mine" {
+		t.Fatalf("link/file: %q %v", b, err)
 	}
 }

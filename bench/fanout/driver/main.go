@@ -29,17 +29,17 @@ func main() {
 		fmt.Fprintln(os.Stderr, err)
 		os.Exit(2)
 	}
-	var hosts []fanout.Host
+	var hosts []sshx.Host
 	sc := bufio.NewScanner(f)
 	for sc.Scan() {
 		a := sc.Text()
-		hosts = append(hosts, fanout.Host{Label: a, Target: sshx.Target{ID: a, Addr: a, User: "root"}})
+		hosts = append(hosts, sshx.Host{Label: a, Target: sshx.Target{ID: a, Addr: a, User: "root"}})
 	}
 	cfg := &sshx.Config{KeyFiles: []string{*key}, KnownHosts: *knownHosts, SSHConfig: "none", ConnectTimeout: 30 * time.Second}
 	p := &fanout.Pool{Config: cfg, Parallel: *parallel}
 	var res []fanout.Result
 	if *push != "" {
-		res = p.Each(context.Background(), hosts, func(ctx context.Context, h fanout.Host, c *sshx.Conn) error {
+		res = p.Each(context.Background(), hosts, func(ctx context.Context, h sshx.Host, c *sshx.Conn) error {
 			return transfer.Push(ctx, c.Client, *push, *dest)
 		}, nil)
 	} else {

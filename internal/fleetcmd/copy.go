@@ -5,7 +5,6 @@ import (
 	"path/filepath"
 
 	"ec2kit/internal/cli"
-	"ec2kit/internal/fanout"
 	"ec2kit/internal/hosts"
 	"ec2kit/internal/sshx"
 	"ec2kit/internal/transfer"
@@ -23,7 +22,7 @@ type CopyArgs struct {
 }
 
 // prepare parses the copy, resolves the hosts and asks before a fleet-wide push.
-func (a *CopyArgs) prepare(ctx context.Context) (transfer.Spec, []fanout.Host, *sshx.Config, error) {
+func (a *CopyArgs) prepare(ctx context.Context) (transfer.Spec, []sshx.Host, *sshx.Config, error) {
 	spec, err := transfer.Parse(a.Src, a.Dst)
 	if err != nil {
 		return spec, nil, nil, err
@@ -56,7 +55,7 @@ func Copy(ctx context.Context, a *CopyArgs) error {
 		return err
 	}
 	defer cfg.Close()
-	return Finish(a.Pool(cfg).Each(ctx, hs, func(ctx context.Context, h fanout.Host, c *sshx.Conn) error {
+	return Finish(a.Pool(cfg).Each(ctx, hs, func(ctx context.Context, h sshx.Host, c *sshx.Conn) error {
 		if spec.Push {
 			return transfer.Push(ctx, c.Client, spec.Local, spec.Remote)
 		}

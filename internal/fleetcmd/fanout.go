@@ -33,7 +33,7 @@ func (f *FanOut) Check() error {
 }
 
 // Relabel names the hosts per --prefix (they arrive named by instance name).
-func (f *FanOut) Relabel(hosts []fanout.Host) {
+func (f *FanOut) Relabel(hosts []sshx.Host) {
 	for i, h := range hosts {
 		switch f.Prefix {
 		case "id":
@@ -51,7 +51,7 @@ func (f *FanOut) Pool(cfg *sshx.Config) *fanout.Pool {
 
 // Confirm asks before acting on more than one host, unless yes; with no terminal it
 // refuses (DESIGN: fleet-wide commands ask).
-func Confirm(action string, hosts []fanout.Host, yes bool) error {
+func Confirm(action string, hosts []sshx.Host, yes bool) error {
 	if len(hosts) <= 1 || yes {
 		return nil
 	}

@@ -82,12 +82,12 @@ func Rsync(ctx context.Context, a *RsyncArgs) error {
 		return cli.Errorf(cli.ExitLocal, "finding ec2-rsync itself: %v", err)
 	}
 	out, _ := fanout.NewOutput(fanout.Prefixed, os.Stdout, os.Stderr, "")
-	return Finish(a.Pool(cfg).Local(ctx, hs, func(ctx context.Context, h fanout.Host) error {
+	return Finish(a.Pool(cfg).Local(ctx, hs, func(ctx context.Context, h sshx.Host) error {
 		return rsyncOne(ctx, self, a, spec, cfg, h, out)
 	}, nil))
 }
 
-func rsyncOne(ctx context.Context, self string, a *RsyncArgs, spec transfer.Spec, cfg *sshx.Config, h fanout.Host, out fanout.Output) error {
+func rsyncOne(ctx context.Context, self string, a *RsyncArgs, spec transfer.Spec, cfg *sshx.Config, h sshx.Host, out fanout.Output) error {
 	status, err := os.CreateTemp("", "ec2kit-rsync-")
 	if err != nil {
 		return err
@@ -96,7 +96,7 @@ func rsyncOne(ctx context.Context, self string, a *RsyncArgs, spec transfer.Spec
 	defer os.Remove(status.Name())
 	conf, _ := json.Marshal(transportConf{Target: h.Target, KeyFiles: cfg.KeyFiles, Agent: cfg.Agent, User: cfg.User,
 		ConnectTimeout: cfg.ConnectTimeout, Status: status.Name()})
-	args := append([]string{"-a", "-e", fanout.Quote(self) + " --transport"}, a.Extra...)
+	args := append([]string{"-a", "-e", sshx.Quote(self) + " --transport"}, a.Extra...)
 	if spec.Push {
 		args = append(args, spec.Local, h.Target.ID+":"+spec.Remote)
 	} else {
@@ -196,7 +196,7 @@ func transport(args []string) int {
 		return fail(&sshx.Error{Kind: sshx.Unreachable, Target: conf.Target.ID, Err: err})
 	}
 	s.Stdin, s.Stdout, s.Stderr = os.Stdin, os.Stdout, os.Stderr
-	if err := s.Start(fanout.Wrap(strings.Join(args[1:], " "))); err != nil {
+	if err := s.Start(sshx.Wrap(strings.Join(args[1:], " "))); err != nil {
 		return fail(&sshx.Error{Kind: sshx.Unreachable, Target: conf.Target.ID, Err: err})
 	}
 	context.AfterFunc(ctx, func() { c.Close() })

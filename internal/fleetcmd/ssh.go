@@ -107,12 +107,19 @@ func SSH(ctx context.Context, a *SSHArgs) error {
 	if err != nil {
 		return cli.Errorf(cli.ExitLocal, "--outdir: %v", err)
 	}
-	return Finish(fanout.RunCommand(ctx, a.Pool(cfg), hs, cmd, out))
+	results := fanout.RunCommand(ctx, a.Pool(cfg), hs, cmd, out)
+	if cmd.Stdin != nil {
+		if err := cmd.Stdin.Err(); err != nil {
+			fanout.Summary(os.Stderr, results)
+			return cli.Errorf(cli.ExitLocal, "--stdin: %v", err)
+		}
+	}
+	return Finish(results)
 }
 
 // Interactive opens a login shell on one host: with a pty when stdin is a terminal, else
 // with stdin piped to the shell (`ec2-ssh web < script.sh`).
-func Interactive(ctx context.Context, h fanout.Host, cfg *sshx.Config) error {
+func Interactive(ctx context.Context, h sshx.Host, cfg *sshx.Config) error {
 	c, err := sshx.DialConn(ctx, h.Target, cfg)
 	if err != nil {
 		return err

@@ -1,0 +1,2 @@
+// Package layers holds no code: its test keeps the module's import graph layered.
+package layers
