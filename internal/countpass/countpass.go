@@ -10,7 +10,6 @@ import (
 	"os"
 	"runtime"
 	"strings"
-	"syscall"
 
 	awshttp "github.com/aws/aws-sdk-go-v2/aws/transport/http"
 
@@ -206,18 +205,13 @@ func validKey(key string) error {
 	return nil
 }
 
-// countPlainFile counts a plain CSV file on every core. It maps the file (populated up
-// front, so there is one kernel call instead of a fault per page) and counts the rows in
-// place: reading would copy every byte once more, which costs about as much CPU as counting.
-// Where mapping fails it reads with ReadAt.
+// countPlainFile counts a plain CSV file on every core: in place where the file can be
+// mapped (mapFile), else with ReadAt.
 func countPlainFile(f *os.File, size int64) (*count.Counts, error) {
 	workers := runtime.GOMAXPROCS(0)
-	if size > 0 && size == int64(int(size)) {
-		data, err := syscall.Mmap(int(f.Fd()), 0, int(size), syscall.PROT_READ, syscall.MAP_SHARED|syscall.MAP_POPULATE)
-		if err == nil {
-			defer syscall.Munmap(data)
-			return &count.Bytes(data, workers).Counts, nil
-		}
+	if data, unmap, ok := mapFile(f, size); ok {
+		defer unmap()
+		return &count.Bytes(data, workers).Counts, nil
 	}
 	res, err := count.ReaderAt(f, size, workers, 0)
 	if err != nil {
