@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"io/fs"
 	"net/http"
 	"os"
 	"runtime"
@@ -89,7 +90,11 @@ func filter(files []string, stdin io.Reader, stdout io.Writer) error {
 	}
 	for _, name := range files {
 		c, err := countFile(name, stdin)
-		if err != nil {
+		var pe *fs.PathError
+		switch {
+		case errors.As(err, &pe): // opening, reading or spooling a local file: not the data's fault
+			return cli.Errorf(cli.ExitLocal, "%s: %v", name, err)
+		case err != nil:
 			return cli.Errorf(cli.ExitData, "%s: %v", name, err)
 		}
 		total.Merge(c)

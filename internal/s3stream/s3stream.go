@@ -9,6 +9,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"net"
 	"strings"
 	"sync"
 
@@ -18,17 +19,42 @@ import (
 	"github.com/aws/smithy-go"
 )
 
-// ParseURL splits s3://bucket/prefix into bucket and prefix (which may be empty).
+// ErrBadURL reports an --src that is not an s3://bucket[/prefix] URL with a valid bucket name.
+var ErrBadURL = errors.New("not an s3://bucket[/prefix] URL")
+
+// ParseURL splits s3://bucket/prefix into bucket and prefix (which may be empty). The
+// bucket must be a valid S3 bucket name, so a typo is a usage error here rather than an
+// AWS error from the first request.
 func ParseURL(s string) (bucket, prefix string, err error) {
 	rest, ok := strings.CutPrefix(s, "s3://")
 	if !ok {
-		return "", "", fmt.Errorf("%q is not an s3://bucket/prefix URL", s)
+		return "", "", fmt.Errorf("%q: %w", s, ErrBadURL)
 	}
 	bucket, prefix, _ = strings.Cut(rest, "/")
 	if bucket == "" {
-		return "", "", fmt.Errorf("%q names no bucket", s)
+		return "", "", fmt.Errorf("%q names no bucket: %w", s, ErrBadURL)
+	}
+	if !validBucket(bucket) {
+		return "", "", fmt.Errorf("%q: bucket %q is not a valid bucket name (3-63 lowercase letters, digits, '.' and '-', starting and ending with a letter or digit): %w",
+			s, bucket, ErrBadURL)
 	}
 	return bucket, prefix, nil
+}
+
+// validBucket applies S3's bucket naming rules (general purpose buckets): 3-63 characters
+// of a-z, 0-9, '.' and '-', a letter or digit at both ends, no "..", not an IPv4 address.
+func validBucket(b string) bool {
+	if len(b) < 3 || len(b) > 63 || strings.Contains(b, "..") || net.ParseIP(b) != nil {
+		return false
+	}
+	for i := 0; i < len(b); i++ {
+		c := b[i]
+		alnum := 'a' <= c && c <= 'z' || '0' <= c && c <= '9'
+		if !alnum && (c != '.' && c != '-' || i == 0 || i == len(b)-1) {
+			return false
+		}
+	}
+	return true
 }
 
 // Object is one S3 object with its size.

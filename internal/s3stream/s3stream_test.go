@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"math/rand/v2"
+	"strings"
 	"testing"
 
 	"ec2kit/internal/cloudtest"
@@ -82,14 +83,17 @@ func TestMissing(t *testing.T) {
 
 func TestParseURL(t *testing.T) {
 	for in, want := range map[string]string{
-		"s3://b": "b|", "s3://b/": "b|", "s3://nyc-tlc/trip data/": "nyc-tlc|trip data/", "b/x": "error", "s3:///x": "error",
+		"s3://bkt": "bkt|", "s3://bkt/": "bkt|", "s3://b": "error", "s3://nyc-tlc/trip data/": "nyc-tlc|trip data/", "b/x": "error", "s3:///x": "error",
+		"s3://Bad_Bucket!/x": "error", "s3://ab": "error", "s3://a..b": "error", "s3://-ab": "error", "s3://ab-": "error",
+		"s3://192.168.1.1/x": "error", "s3://" + strings.Repeat("a", 64): "error", "s3://" + strings.Repeat("a", 63): strings.Repeat("a", 63) + "|",
+		"s3://my.bucket-1/p": "my.bucket-1|p",
 	} {
 		b, p, err := ParseURL(in)
 		got := b + "|" + p
 		if err != nil {
 			got = "error"
 		}
-		if got != want {
+		if got != want || err != nil && !errors.Is(err, ErrBadURL) {
 			t.Errorf("ParseURL(%q) = %s, want %s", in, got, want)
 		}
 	}
