@@ -2,6 +2,8 @@ package decode
 
 import (
 	"bytes"
+	"encoding/binary"
+	"errors"
 	"io"
 	"maps"
 	"os"
@@ -232,4 +234,61 @@ func TestParquetCSV(t *testing.T) {
 	if err != nil || !maps.Equal(res.Map(), parquetCounts(t, path)) {
 		t.Fatalf("counts of the CSV %v differ from the Parquet's %v (%v)", res.Map(), parquetCounts(t, path), err)
 	}
+}
+
+// strictReaderAt fails the test on a read the file cannot satisfy: what would be a negative
+// or out-of-range Range header on S3.
+type strictReaderAt struct {
+	t    *testing.T
+	data []byte
+}
+
+func (s strictReaderAt) ReadAt(p []byte, off int64) (int, error) {
+	if off < 0 || off+int64(len(p)) > int64(len(s.data)) {
+		s.t.Fatalf("read of %d bytes at offset %d of a %d-byte file", len(p), off, len(s.data))
+	}
+	return copy(p, s.data[off:]), nil
+}
+
+func smallParquet(t testing.TB) []byte {
+	var buf bytes.Buffer
+	w := parquet.NewGenericWriter[tripDouble](&buf, parquet.MaxRowsPerRowGroup(7))
+	for i := range 20 {
+		d := float64(i % 3)
+		w.Write([]tripDouble{{VendorID: 1, PassengerCount: &d, TripDistance: 2}})
+	}
+	if err := w.Close(); err != nil {
+		t.Fatal(err)
+	}
+	return buf.Bytes()
+}
+
+func TestParquetCorruptFooter(t *testing.T) {
+	good := smallParquet(t)
+	bigFooter := bytes.Clone(good)
+	binary.LittleEndian.PutUint32(bigFooter[len(good)-8:], uint32(len(good))) // longer than the file
+	for name, data := range map[string][]byte{
+		"footer longer than the file": bigFooter,
+		"too short":                   []byte("PAR1PAR1"),
+		"no magic at the end":         good[:len(good)-1],
+	} {
+		if _, err := ParquetCounts(strictReaderAt{t, data}, int64(len(data))); !errors.Is(err, ErrCorrupt) {
+			t.Errorf("%s: got %v, want ErrCorrupt", name, err)
+		}
+	}
+}
+
+// FuzzParquet feeds corrupt Parquet files to the reader: it may fail, but never panics nor
+// reads outside the file.
+func FuzzParquet(f *testing.F) {
+	good := smallParquet(f)
+	f.Add(good, uint16(0), byte(0))
+	f.Fuzz(func(t *testing.T, data []byte, at uint16, b byte) {
+		if len(data) > 0 {
+			data = bytes.Clone(data)
+			data[int(at)%len(data)] ^= b
+		}
+		ParquetCounts(strictReaderAt{t, data}, int64(len(data)))
+		ParquetCSV(strictReaderAt{t, data}, int64(len(data)), io.Discard, 5)
+	})
 }

@@ -159,6 +159,9 @@ type readerAt struct {
 }
 
 func (r readerAt) ReadAt(p []byte, off int64) (int, error) {
+	if off < 0 { // never a negative Range header
+		return 0, fmt.Errorf("s3://%s/%s: read at negative offset %d", r.c.Bucket, r.obj.Key, off)
+	}
 	if off >= r.obj.Size {
 		return 0, io.EOF
 	}
