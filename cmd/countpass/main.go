@@ -14,7 +14,7 @@ type args struct {
 	cli.VersionFlag
 	Files        []string `arg:"positional" placeholder:"FILE" help:"files to count (filter mode; default stdin)"`
 	Keys         bool     `arg:"--keys" help:"S3 keys on stdin: stream, count, write RESULTS/<key>"`
-	Download     bool     `arg:"--download" help:"S3 keys on stdin: write their first 5 fields to DATA/<key>"`
+	Download     bool     `arg:"--download" help:"S3 keys on stdin: write their first 5 CSV fields (Parquet: those columns, by name) to DATA/<key>"`
 	CountFiles   bool     `arg:"--count-files" help:"keys on stdin: count DATA/<key>, write RESULTS/<key>"`
 	Src          string   `arg:"--src" placeholder:"s3://BUCKET[/PREFIX]" help:"where the keys live (--keys, --download)"`
 	Results      string   `arg:"--results" default:"/mnt/results" help:"directory of result files"`

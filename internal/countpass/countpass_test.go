@@ -61,9 +61,19 @@ type pq struct {
 	TripDistance   float64  `parquet:"trip_distance"`
 }
 
+// pqOtherOrder has passenger_count 3rd, as the demo's (and some published) files do.
+type pqOtherOrder struct {
+	VendorID       int64    `parquet:"VendorID"`
+	Pickup         int64    `parquet:"tpep_pickup_datetime"`
+	PassengerCount *float64 `parquet:"passenger_count,optional"`
+	TripDistance   float64  `parquet:"trip_distance"`
+	Total          float64  `parquet:"total_amount"`
+}
+
 // parquetObject returns a Parquet file and its expected result.
-func parquetObject(t *testing.T) ([]byte, string) {
+func parquetObject(t *testing.T, otherOrder bool) ([]byte, string) {
 	var rows []pq
+	var other []pqOtherOrder
 	n := map[string]int{}
 	for i := range 20000 {
 		d := float64(i % 4)
@@ -72,11 +82,18 @@ func parquetObject(t *testing.T) ([]byte, string) {
 			p, k = nil, ""
 		}
 		rows = append(rows, pq{2, int64(i), int64(i), p, 3})
+		other = append(other, pqOtherOrder{2, int64(i), p, 3, 9})
 		n[k]++
 	}
 	var buf bytes.Buffer
 	if err := parquet.Write(&buf, rows); err != nil {
 		t.Fatal(err)
+	}
+	if otherOrder {
+		buf.Reset()
+		if err := parquet.Write(&buf, other); err != nil {
+			t.Fatal(err)
+		}
 	}
 	var keys []string
 	for k := range n {
@@ -94,7 +111,7 @@ func TestFilter(t *testing.T) {
 	dir := t.TempDir()
 	csv := taxi(taxigen.Era2010, 500_000, 1)
 	os.WriteFile(filepath.Join(dir, "a.csv.gz"), gzipped(csv), 0o644)
-	pqb, pqWant := parquetObject(t)
+	pqb, pqWant := parquetObject(t, false)
 	os.WriteFile(filepath.Join(dir, "b"), pqb, 0o644)
 	for _, c := range []struct {
 		files []string
@@ -177,8 +194,10 @@ func TestKeys(t *testing.T) {
 	csv15 := taxi(taxigen.Era2015, 3_000_000, 2)
 	csv10 := taxi(taxigen.Era2010, 1_000_000, 3)
 	gz := gzipped(csv10)
-	pqb, pqWant := parquetObject(t)
+	pqb, pqWant := parquetObject(t, false)
+	pqOther, _ := parquetObject(t, true)
 	objs := map[string][]byte{
+		"trip data/yellow_tripdata_2023-01.parquet": pqOther,
 		"trip data/yellow_tripdata_2015-01.csv":     csv15,
 		"trip data/yellow_tripdata_2012-01.csv":     gz,
 		"trip data/yellow_tripdata_2013-01.csv.zst": zstded(csv10),
@@ -193,6 +212,7 @@ func TestKeys(t *testing.T) {
 		"trip data/yellow_tripdata_2012-01.csv":     expect(t, csv10),
 		"trip data/yellow_tripdata_2013-01.csv.zst": expect(t, csv10),
 		"trip data/yellow_tripdata_2024-01.parquet": pqWant,
+		"trip data/yellow_tripdata_2023-01.parquet": pqWant,
 		"trip data/yellow_tripdata_empty.csv":       "",
 		"trip data/sub dir/yellow with spaces.csv":  expect(t, csv10[:5000]),
 	}
@@ -270,7 +290,7 @@ func TestKeys(t *testing.T) {
 	// download then count-files gives the same results as --keys.
 	data, results2 := t.TempDir(), t.TempDir()
 	s = start(Options{Download: true, Src: "s3://" + bucket, Data: data, Jobs: 2})
-	keys := []string{"trip data/yellow_tripdata_2012-01.csv", "trip data/yellow_tripdata_2024-01.parquet", "trip data/sub dir/yellow with spaces.csv"}
+	keys := []string{"trip data/yellow_tripdata_2012-01.csv", "trip data/yellow_tripdata_2024-01.parquet", "trip data/yellow_tripdata_2023-01.parquet", "trip data/sub dir/yellow with spaces.csv"}
 	s.send(true, keys...)
 	for range keys {
 		if f := s.next(t); f[0] != "ok" {

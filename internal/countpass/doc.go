@@ -9,7 +9,9 @@
 //	countpass --count-files             DATA/<key> -> counts -> RESULTS/<key>   ("count")
 //
 // Inputs may be plain, gzip or zstd CSV, or Parquet (its passenger_count column), told
-// apart by content. A CSV stream whose first 64 KiB hold a NUL byte, or whose header line
+// apart by content. --download writes CSV in the layout count reads: the first 5 fields of
+// a CSV object, and for Parquet the columns of those fields by name (decode.Layout), so
+// passenger_count stays the 4th field whatever the file's column order. A CSV stream whose first 64 KiB hold a NUL byte, or whose header line
 // has fewer than 4 fields, is "not CSV" and fails.
 //
 // # Key protocol (--keys, --download, --count-files)

@@ -230,7 +230,7 @@ func (s *fromS3) do(ctx context.Context, key string, progress *atomic.Int64) (in
 		if s.o.Download {
 			var rows int64
 			err := writeAtomic(path, func(w io.Writer) (err error) {
-				rows, err = decode.ParquetCSV(ra, obj.Size, w, 5)
+				rows, err = decode.ParquetCSV(ra, obj.Size, w)
 				return err
 			})
 			progress.Store(obj.Size)

@@ -176,37 +176,75 @@ func (b bounded) ReadAt(p []byte, off int64) (int, error) {
 	return b.ra.ReadAt(p, off)
 }
 
-// ParquetCSV writes the first n columns of the Parquet file in ra to w as CSV: a header of
+// Layout is the CSV layout's first fields, as countpass counts them (passenger_count is
+// the 4th), with each field's column names across the eras of the data (matched
+// case-insensitively, the first name being the current one). A Parquet file's columns come
+// in an order of their own; they are put in this layout by name.
+var Layout = [][]string{
+	{"VendorID", "vendor_id", "vendor_name"},
+	{"tpep_pickup_datetime", "pickup_datetime", "Trip_Pickup_DateTime"},
+	{"tpep_dropoff_datetime", "dropoff_datetime", "Trip_Dropoff_DateTime"},
+	{Column},
+	{"trip_distance"},
+}
+
+// column returns the index of the leaf column with one of names (case-insensitively), and
+// its name; -1 if there is none.
+func column(f *parquet.File, names ...string) (int, string) {
+	for i, leaf := range f.Schema().Columns() {
+		name := strings.Join(leaf, ".")
+		for _, n := range names {
+			if strings.EqualFold(name, n) {
+				return i, name
+			}
+		}
+	}
+	return -1, ""
+}
+
+// ParquetCSV writes the Parquet file in ra to w as CSV in the Layout's fields: a header of
 // column names, then one line per row, values written as AppendKey does (timestamps stay
-// the integers Parquet stores). It returns the lines written, header included.
-func ParquetCSV(ra io.ReaderAt, size int64, w io.Writer, n int) (_ int64, err error) {
+// the integers Parquet stores). A field whose column the file lacks is empty (and named as
+// in the Layout). It returns the lines written, header included.
+func ParquetCSV(ra io.ReaderAt, size int64, w io.Writer) (_ int64, err error) {
 	defer corruptPanic(&err)
 	f, err := open(ra, size)
 	if err != nil {
 		return 0, err
 	}
+	field := map[int]int{} // column index -> field
 	var line []byte
-	for i, leaf := range f.Schema().Columns()[:min(n, len(f.Schema().Columns()))] {
+	for i, names := range Layout {
+		col, name := column(f, names...)
+		if col < 0 {
+			name = names[0]
+		} else {
+			field[col] = i
+		}
 		if i > 0 {
 			line = append(line, ',')
 		}
-		line = append(line, strings.Join(leaf, ".")...)
+		line = append(line, name...)
 	}
 	if _, err := w.Write(append(line, '\n')); err != nil {
 		return 0, err
 	}
 	lines := int64(1)
 	rows := make([]parquet.Row, 1024)
+	vals := make([]parquet.Value, len(Layout))
 	for _, rg := range f.RowGroups() {
 		rr := rg.Rows()
 		for {
 			k, err := rr.ReadRows(rows)
 			line = line[:0]
 			for _, row := range rows[:k] {
-				for i, v := range row {
-					if v.Column() >= n {
-						break
+				clear(vals) // a null Value: an empty field
+				for _, v := range row {
+					if i, ok := field[v.Column()]; ok {
+						vals[i] = v
 					}
+				}
+				for i, v := range vals {
 					if i > 0 {
 						line = append(line, ',')
 					}
