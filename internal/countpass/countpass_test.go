@@ -4,14 +4,19 @@ import (
 	"bufio"
 	"bytes"
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"os"
 	"path/filepath"
 	"sort"
 	"strings"
+	"sync/atomic"
 	"testing"
+	"time"
 
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/service/s3"
 	"github.com/klauspost/compress/gzip"
 	"github.com/klauspost/compress/zstd"
 	"github.com/parquet-go/parquet-go"
@@ -20,6 +25,7 @@ import (
 	"ec2kit/internal/cloudtest"
 	"ec2kit/internal/count"
 	"ec2kit/internal/count/taxigen"
+	"ec2kit/internal/s3stream"
 )
 
 func taxi(era taxigen.Era, size int64, seed uint64) []byte {
@@ -322,4 +328,45 @@ func TestKeys(t *testing.T) {
 func testBucket(t *testing.T, objs map[string][]byte) string {
 	_, b := cloudtest.Bucket(t, "countpass", objs)
 	return b
+}
+
+// An object replaced while countpass reads it fails its key: never a count torn between two
+// versions. Likewise an object that changed since the caller listed it.
+func TestReplacedObject(t *testing.T) {
+	ones := append([]byte("VendorID,a,b,passenger_count,x\n"), bytes.Repeat([]byte("1,a,b,1,x\n"), 800_000)...)
+	twos := bytes.ReplaceAll(ones, []byte(",1,"), []byte(",2,"))
+	s3c, bucket := cloudtest.Bucket(t, "countpass", map[string][]byte{"k.csv": ones})
+	ctx := context.Background()
+	c := &s3stream.Client{S3: s3c, Bucket: bucket, PartSize: 8 << 10, Streams: 1}
+	w := &fromS3{o: Options{Results: t.TempDir()}, c: c}
+	listed, err := c.Stat(ctx, "k.csv")
+	if err != nil {
+		t.Fatal(err)
+	}
+	replace := func() {
+		if _, err := s3c.PutObject(ctx, &s3.PutObjectInput{Bucket: &bucket, Key: aws.String("k.csv"), Body: bytes.NewReader(twos)}); err != nil {
+			t.Error(err)
+		}
+	}
+
+	var progress atomic.Int64
+	done := make(chan struct{})
+	go func() { // replace it once the read is under way
+		defer close(done)
+		for progress.Load() == 0 {
+			time.Sleep(time.Millisecond)
+		}
+		replace()
+	}()
+	_, _, err = w.do(ctx, s3stream.Object{Key: "k.csv"}, &progress)
+	<-done
+	if !errors.Is(err, s3stream.ErrChanged) {
+		t.Fatalf("replaced mid-read (%d of %d bytes read): %v", progress.Load(), len(ones), err)
+	}
+	if _, err := os.Stat(filepath.Join(w.o.Results, "k.csv")); err == nil {
+		t.Fatal("a result was written")
+	}
+	if _, _, err := w.do(ctx, listed, &progress); !errors.Is(err, s3stream.ErrChanged) {
+		t.Fatalf("changed since listed: %v", err)
+	}
 }

@@ -25,7 +25,9 @@ import (
 type worker interface {
 	// out is the directory of the output files.
 	out() string
-	do(ctx context.Context, key string, progress *atomic.Int64) (bytes, rows int64, err error)
+	// do processes item.Key; a caller that knows the object's size and ETag (from a
+	// listing) passes them, which spares a HEAD and pins the read to that version.
+	do(ctx context.Context, item s3stream.Object, progress *atomic.Int64) (bytes, rows int64, err error)
 }
 
 // protocol writes whole lines on stdout for the orchestrator.
@@ -101,7 +103,7 @@ func runKey(ctx context.Context, o Options, w worker, key string, out *protocol)
 	}
 	var progress atomic.Int64
 	stop := reportProgress(o.Progress, key, &progress, out)
-	n, rows, err := w.do(ctx, key, &progress)
+	n, rows, err := w.do(ctx, s3stream.Object{Key: key}, &progress)
 	stop() // before the key's ok/err line: no progress line follows it
 	if err != nil {
 		return err
@@ -207,13 +209,16 @@ func (s *fromS3) out() string {
 	return s.o.Results
 }
 
-func (s *fromS3) do(ctx context.Context, key string, progress *atomic.Int64) (int64, int64, error) {
+func (s *fromS3) do(ctx context.Context, obj s3stream.Object, progress *atomic.Int64) (int64, int64, error) {
+	key := obj.Key
 	if !strings.HasPrefix(key, s.prefix) {
 		return 0, 0, fmt.Errorf("key is outside --src prefix %q", s.prefix)
 	}
-	obj, err := s.c.Stat(ctx, key)
-	if err != nil {
-		return 0, 0, err
+	if obj.ETag == "" {
+		var err error
+		if obj, err = s.c.Stat(ctx, key); err != nil {
+			return 0, 0, err
+		}
 	}
 	stream := s.c.Open(ctx, obj)
 	defer stream.Close()
@@ -290,7 +295,8 @@ type countFiles struct{ o Options }
 
 func (c *countFiles) out() string { return c.o.Results }
 
-func (c *countFiles) do(ctx context.Context, key string, progress *atomic.Int64) (int64, int64, error) {
+func (c *countFiles) do(ctx context.Context, item s3stream.Object, progress *atomic.Int64) (int64, int64, error) {
+	key := item.Key
 	f, err := os.Open(filepath.Join(c.o.Data, filepath.FromSlash(key)))
 	if err != nil {
 		if errors.Is(err, os.ErrNotExist) {

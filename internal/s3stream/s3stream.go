@@ -57,10 +57,14 @@ func validBucket(b string) bool {
 	return true
 }
 
-// Object is one S3 object with its size.
+// Object is one version of an S3 object: its size, and its ETag, to which every GET of a
+// read is pinned (If-Match), so an object replaced while being read fails the read
+// (ErrChanged) instead of splicing two versions. List and Stat fill both in; an Object
+// with an empty ETag is read unpinned.
 type Object struct {
 	Key  string
 	Size int64
+	ETag string
 }
 
 // Client reads objects of one bucket.
@@ -91,23 +95,27 @@ func (c *Client) List(ctx context.Context, prefix, match string) ([]Object, erro
 		}
 		for _, o := range page.Contents {
 			if k := aws.ToString(o.Key); strings.Contains(k, match) {
-				out = append(out, Object{Key: k, Size: aws.ToInt64(o.Size)})
+				out = append(out, Object{Key: k, Size: aws.ToInt64(o.Size), ETag: aws.ToString(o.ETag)})
 			}
 		}
 	}
 	return out, nil
 }
 
-// ErrNoSuchKey reports a key that does not exist.
-var ErrNoSuchKey = errors.New("no such key")
+var (
+	// ErrNoSuchKey reports a key that does not exist.
+	ErrNoSuchKey = errors.New("no such key")
+	// ErrChanged reports an object whose ETag is no longer the one the read is pinned to.
+	ErrChanged = errors.New("the object changed while being read: re-run")
+)
 
-// Stat returns the object's size.
+// Stat returns the object's current size and ETag.
 func (c *Client) Stat(ctx context.Context, key string) (Object, error) {
 	h, err := c.S3.HeadObject(ctx, &s3.HeadObjectInput{Bucket: &c.Bucket, Key: &key})
 	if err != nil {
 		return Object{}, c.err(key, err)
 	}
-	return Object{Key: key, Size: aws.ToInt64(h.ContentLength)}, nil
+	return Object{Key: key, Size: aws.ToInt64(h.ContentLength), ETag: aws.ToString(h.ETag)}, nil
 }
 
 // err names the object in an S3 error and makes a missing key recognisable.
@@ -118,19 +126,26 @@ func (c *Client) err(key string, err error) error {
 	switch {
 	case errors.As(err, &nsk), errors.As(err, &nf):
 		return fmt.Errorf("s3://%s/%s: %w", c.Bucket, key, ErrNoSuchKey)
+	case errors.As(err, &ae) && ae.ErrorCode() == "PreconditionFailed":
+		return fmt.Errorf("s3://%s/%s: %w", c.Bucket, key, ErrChanged)
 	case errors.As(err, &ae):
 		return fmt.Errorf("s3://%s/%s: %s: %s", c.Bucket, key, ae.ErrorCode(), ae.ErrorMessage())
 	}
 	return fmt.Errorf("s3://%s/%s: %w", c.Bucket, key, err)
 }
 
-// get reads bytes [off, off+len(p)) of key into p.
-func (c *Client) get(ctx context.Context, key string, p []byte, off int64) error {
+// get reads bytes [off, off+len(p)) of obj into p.
+func (c *Client) get(ctx context.Context, obj Object, p []byte, off int64) error {
+	key := obj.Key
 	rng := fmt.Sprintf("bytes=%d-%d", off, off+int64(len(p))-1)
 	var err error
 	for attempt := 0; attempt < 3; attempt++ { // the SDK retries requests, not a body cut short
 		var out *s3.GetObjectOutput
-		out, err = c.S3.GetObject(ctx, &s3.GetObjectInput{Bucket: &c.Bucket, Key: &key, Range: &rng})
+		in := &s3.GetObjectInput{Bucket: &c.Bucket, Key: &key, Range: &rng}
+		if obj.ETag != "" {
+			in.IfMatch = &obj.ETag
+		}
+		out, err = c.S3.GetObject(ctx, in)
 		if err != nil {
 			return c.err(key, err)
 		}
@@ -166,7 +181,7 @@ func (r readerAt) ReadAt(p []byte, off int64) (int, error) {
 		return 0, io.EOF
 	}
 	n := min(int64(len(p)), r.obj.Size-off)
-	if err := r.c.get(r.ctx, r.obj.Key, p[:n], off); err != nil {
+	if err := r.c.get(r.ctx, r.obj, p[:n], off); err != nil {
 		return 0, err
 	}
 	if n < int64(len(p)) {
@@ -214,7 +229,7 @@ func (c *Client) Open(ctx context.Context, obj Object) io.ReadCloser {
 			r.wg.Add(1)
 			go func(off int64) {
 				defer r.wg.Done()
-				ch <- result{buf, c.get(ctx, obj.Key, buf, off)}
+				ch <- result{buf, c.get(ctx, obj, buf, off)}
 			}(off)
 		}
 	}()

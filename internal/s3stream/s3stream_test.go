@@ -4,11 +4,13 @@ import (
 	"bytes"
 	"context"
 	"errors"
-	"fmt"
 	"io"
 	"math/rand/v2"
 	"strings"
 	"testing"
+
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/service/s3"
 
 	"ec2kit/internal/cloudtest"
 )
@@ -30,8 +32,12 @@ func TestStream(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if fmt.Sprint(objs) != "[{trip data/yellow a.csv 100003} {trip data/yellow-empty 0}]" {
+	if len(objs) != 2 || objs[0].Key != "trip data/yellow a.csv" || objs[0].Size != 100003 || objs[0].ETag == "" ||
+		objs[1].Key != "trip data/yellow-empty" || objs[1].Size != 0 {
 		t.Fatalf("list: %v", objs)
+	}
+	if st, err := c.Stat(ctx, objs[0].Key); err != nil || st != objs[0] {
+		t.Fatalf("stat %v %v, listed %v", st, err, objs[0])
 	}
 	for _, part := range []int64{1000, 99_999, 100_003, 1 << 20} {
 		for _, streams := range []int{1, 3} {
@@ -65,6 +71,38 @@ func TestStream(t *testing.T) {
 	p := make([]byte, 10)
 	if n, err := ra.ReadAt(p, int64(len(big))-4); n != 4 || err != io.EOF || !bytes.Equal(p[:4], big[len(big)-4:]) {
 		t.Fatalf("ReadAt at the end: %d %v", n, err)
+	}
+}
+
+// An object replaced part-way through a read fails the read: the parts are never spliced
+// from two versions.
+func TestReplacedMidRead(t *testing.T) {
+	old, replacement := bytes.Repeat([]byte("1"), 100_000), bytes.Repeat([]byte("2"), 100_000)
+	c := newTestBucket(t, map[string][]byte{"k": old})
+	ctx := context.Background()
+	obj, err := c.Stat(ctx, "k")
+	if err != nil {
+		t.Fatal(err)
+	}
+	c.PartSize, c.Streams = 10_000, 1
+	r := c.Open(ctx, obj)
+	defer r.Close()
+	if _, err := io.ReadFull(r, make([]byte, 15_000)); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := c.S3.PutObject(ctx, &s3.PutObjectInput{Bucket: &c.Bucket, Key: aws.String("k"), Body: bytes.NewReader(replacement)}); err != nil {
+		t.Fatal(err)
+	}
+	rest, err := io.ReadAll(r)
+	if !errors.Is(err, ErrChanged) {
+		t.Fatalf("read on after the replacement: %d bytes, %v; want ErrChanged", len(rest), err)
+	}
+	if bytes.IndexByte(rest, '2') >= 0 {
+		t.Fatal("bytes of the new version were delivered")
+	}
+	// ReaderAt is pinned as well.
+	if _, err := c.ReaderAt(ctx, obj).ReadAt(make([]byte, 10), 0); !errors.Is(err, ErrChanged) {
+		t.Fatalf("ReadAt of the old version: %v", err)
 	}
 }
 
