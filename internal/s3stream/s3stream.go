@@ -12,6 +12,8 @@ import (
 	"net"
 	"strings"
 	"sync"
+	"sync/atomic"
+	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/s3"
@@ -73,6 +75,9 @@ type Client struct {
 	Bucket   string
 	PartSize int64 // bytes per ranged GET; 0 means DefaultPartSize
 	Streams  int   // ranged GETs in flight per object; 0 means DefaultStreams
+	// StallTimeout bounds how long a GET may go without receiving a byte before it is
+	// abandoned and tried again; 0 means DefaultStallTimeout.
+	StallTimeout time.Duration
 }
 
 const (
@@ -82,6 +87,9 @@ const (
 	// DefaultStreams: S3 gives ~50-100 MB/s per connection; a handful per object fills a
 	// node's link when several objects are read at once.
 	DefaultStreams = 6
+	// DefaultStallTimeout: a healthy S3 sends a part's first byte within a second or two;
+	// a connection silent for this long is stuck (a paused server, a dead path).
+	DefaultStallTimeout = 30 * time.Second
 )
 
 // List returns the objects whose key starts with prefix and contains match, in key order.
@@ -134,31 +142,73 @@ func (c *Client) err(key string, err error) error {
 	return fmt.Errorf("s3://%s/%s: %w", c.Bucket, key, err)
 }
 
-// get reads bytes [off, off+len(p)) of obj into p.
+// ErrStalled reports a GET that made no progress for the Client's StallTimeout, on every try.
+var ErrStalled = errors.New("S3 stalled: no data")
+
+// get reads bytes [off, off+len(p)) of obj into p. A body cut short or a stall is tried
+// again (the SDK retries requests, not a body); an error response is final.
 func (c *Client) get(ctx context.Context, obj Object, p []byte, off int64) error {
-	key := obj.Key
-	rng := fmt.Sprintf("bytes=%d-%d", off, off+int64(len(p))-1)
+	const tries = 3
 	var err error
-	for attempt := 0; attempt < 3; attempt++ { // the SDK retries requests, not a body cut short
-		var out *s3.GetObjectOutput
-		in := &s3.GetObjectInput{Bucket: &c.Bucket, Key: &key, Range: &rng}
-		if obj.ETag != "" {
-			in.IfMatch = &obj.ETag
-		}
-		out, err = c.S3.GetObject(ctx, in)
-		if err != nil {
-			return c.err(key, err)
-		}
-		_, err = io.ReadFull(out.Body, p)
-		out.Body.Close()
-		if err == nil || ctx.Err() != nil {
+	for range tries {
+		var final bool
+		if final, err = c.getOnce(ctx, obj, p, off); err == nil || final || ctx.Err() != nil {
 			break
 		}
 	}
-	if err != nil {
-		return c.err(key, fmt.Errorf("reading bytes %d-%d: %w", off, off+int64(len(p))-1, err))
+	switch {
+	case err == nil:
+		return nil
+	case errors.Is(err, ErrStalled):
+		err = fmt.Errorf("%w for %v, %d tries", err, c.stallTimeout(), tries)
 	}
-	return nil
+	return c.err(obj.Key, fmt.Errorf("reading bytes %d-%d: %w", off, off+int64(len(p))-1, err))
+}
+
+// getOnce is one GET of bytes [off, off+len(p)), abandoned when no byte has come for the
+// stall timeout. final reports an error response, which another try would not change.
+func (c *Client) getOnce(ctx context.Context, obj Object, p []byte, off int64) (final bool, err error) {
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	var stalled atomic.Bool
+	stall := c.stallTimeout()
+	watchdog := time.AfterFunc(stall, func() { stalled.Store(true); cancel() })
+	defer watchdog.Stop()
+	defer func() {
+		if err != nil && stalled.Load() {
+			final, err = false, ErrStalled
+		}
+	}()
+	rng := fmt.Sprintf("bytes=%d-%d", off, off+int64(len(p))-1)
+	in := &s3.GetObjectInput{Bucket: &c.Bucket, Key: &obj.Key, Range: &rng}
+	if obj.ETag != "" {
+		in.IfMatch = &obj.ETag
+	}
+	out, err := c.S3.GetObject(ctx, in)
+	if err != nil {
+		return true, err
+	}
+	defer out.Body.Close()
+	for n := 0; n < len(p); {
+		watchdog.Reset(stall)
+		m, err := out.Body.Read(p[n:])
+		n += m
+		switch {
+		case n == len(p):
+		case errors.Is(err, io.EOF):
+			return false, io.ErrUnexpectedEOF
+		case err != nil:
+			return false, err
+		}
+	}
+	return false, nil
+}
+
+func (c *Client) stallTimeout() time.Duration {
+	if c.StallTimeout > 0 {
+		return c.StallTimeout
+	}
+	return DefaultStallTimeout
 }
 
 // ReaderAt returns random access to obj (for Parquet, which reads its footer first and

@@ -6,12 +6,20 @@ import (
 	"errors"
 	"io"
 	"math/rand/v2"
+	"net/http"
+	"net/http/httptest"
+	"net/http/httputil"
+	"net/url"
+	"os"
 	"strings"
+	"sync/atomic"
 	"testing"
+	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/s3"
 
+	"ec2kit/internal/awsconf"
 	"ec2kit/internal/cloudtest"
 )
 
@@ -141,4 +149,107 @@ func TestParseURL(t *testing.T) {
 func newTestBucket(t *testing.T, objs map[string][]byte) *Client {
 	s3c, b := cloudtest.Bucket(t, "s3stream", objs)
 	return &Client{S3: s3c, Bucket: b}
+}
+
+// stallProxy forwards requests to the local cloud's S3; while stalled, it sends no byte of
+// a response (holding the connection open, as a paused server does).
+type stallProxy struct {
+	*httptest.Server
+	stalled atomic.Bool
+}
+
+func newStallProxy(t *testing.T) *stallProxy {
+	target := os.Getenv("AWS_ENDPOINT_URL_S3")
+	if target == "" {
+		target = os.Getenv("AWS_ENDPOINT_URL")
+	}
+	u, err := url.Parse(target)
+	if err != nil || target == "" {
+		t.Fatalf("S3 endpoint %q: %v", target, err)
+	}
+	p := &stallProxy{}
+	rp := httputil.NewSingleHostReverseProxy(u) // keeps the Host header, which is signed
+	rp.ModifyResponse = func(r *http.Response) error {
+		r.Body = stallBody{r.Body, p, r.Request.Context()}
+		return nil
+	}
+	p.Server = httptest.NewServer(rp)
+	t.Cleanup(p.Close)
+	return p
+}
+
+type stallBody struct {
+	io.ReadCloser
+	p   *stallProxy
+	ctx context.Context
+}
+
+func (b stallBody) Read(buf []byte) (int, error) {
+	if b.p.stalled.Load() {
+		<-b.ctx.Done() // until the client gives up
+		return 0, b.ctx.Err()
+	}
+	return b.ReadCloser.Read(buf[:min(len(buf), 4096)])
+}
+
+// client is c reaching S3 through the proxy.
+func (p *stallProxy) client(t *testing.T, c *Client) *Client {
+	cfg, err := awsconf.Load(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	s3c := s3.NewFromConfig(cfg, func(o *s3.Options) { o.BaseEndpoint, o.UsePathStyle = aws.String(p.URL), true })
+	return &Client{S3: s3c, Bucket: c.Bucket, PartSize: c.PartSize, Streams: c.Streams, StallTimeout: c.StallTimeout}
+}
+
+// A part that stops arriving is tried again, and after a few tries fails the read with
+// ErrStalled; a cancelled context ends a stalled read at once.
+func TestStall(t *testing.T) {
+	data := randomBytes(200_000)
+	direct := newTestBucket(t, map[string][]byte{"k": data})
+	direct.PartSize, direct.Streams, direct.StallTimeout = 50_000, 2, 300*time.Millisecond
+	p := newStallProxy(t)
+	c := p.client(t, direct)
+	ctx := context.Background()
+	obj, err := c.Stat(ctx, "k")
+	if err != nil {
+		t.Fatal(err)
+	}
+
+	// Stalled for a while mid-read: the stuck parts are fetched again.
+	r := c.Open(ctx, obj)
+	head := make([]byte, 10)
+	if _, err := io.ReadFull(r, head); err != nil {
+		t.Fatal(err)
+	}
+	p.stalled.Store(true)
+	time.AfterFunc(400*time.Millisecond, func() { p.stalled.Store(false) })
+	rest, err := io.ReadAll(r)
+	r.Close()
+	if err != nil || !bytes.Equal(append(head, rest...), data) {
+		t.Fatalf("after a passing stall: %d bytes, %v", len(rest)+len(head), err)
+	}
+
+	// Stalled for good: the read fails, within a few stall timeouts.
+	p.stalled.Store(true)
+	start := time.Now()
+	_, err = io.ReadAll(c.Open(ctx, obj))
+	if !errors.Is(err, ErrStalled) || time.Since(start) > 10*time.Second {
+		t.Fatalf("stalled read: %v after %v", err, time.Since(start))
+	}
+	t.Logf("stalled read failed after %v: %v", time.Since(start).Round(time.Millisecond), err)
+
+	// Cancelled while stalled, with the default 30 s bound: it ends promptly.
+	c.StallTimeout = 0
+	cctx, cancel := context.WithCancel(ctx)
+	time.AfterFunc(200*time.Millisecond, cancel)
+	start = time.Now()
+	_, err = io.ReadAll(c.Open(cctx, obj))
+	if !errors.Is(err, context.Canceled) || time.Since(start) > 3*time.Second {
+		t.Fatalf("cancelled stalled read: %v after %v", err, time.Since(start))
+	}
+	_, err = c.ReaderAt(cctx, obj).ReadAt(make([]byte, 10), 0)
+	if !errors.Is(err, context.Canceled) {
+		t.Fatalf("ReadAt after cancel: %v", err)
+	}
 }
