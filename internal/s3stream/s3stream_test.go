@@ -233,7 +233,9 @@ func TestStall(t *testing.T) {
 	// Stalled for good: the read fails, within a few stall timeouts.
 	p.stalled.Store(true)
 	start := time.Now()
-	_, err = io.ReadAll(c.Open(ctx, obj))
+	r = c.Open(ctx, obj)
+	_, err = io.ReadAll(r)
+	r.Close()
 	if !errors.Is(err, ErrStalled) || time.Since(start) > 10*time.Second {
 		t.Fatalf("stalled read: %v after %v", err, time.Since(start))
 	}
@@ -244,7 +246,9 @@ func TestStall(t *testing.T) {
 	cctx, cancel := context.WithCancel(ctx)
 	time.AfterFunc(200*time.Millisecond, cancel)
 	start = time.Now()
-	_, err = io.ReadAll(c.Open(cctx, obj))
+	r = c.Open(cctx, obj)
+	_, err = io.ReadAll(r)
+	r.Close()
 	if !errors.Is(err, context.Canceled) || time.Since(start) > 3*time.Second {
 		t.Fatalf("cancelled stalled read: %v after %v", err, time.Since(start))
 	}
