@@ -358,7 +358,7 @@ func TestReplacedObject(t *testing.T) {
 		}
 		replace()
 	}()
-	_, _, err = w.do(ctx, s3stream.Object{Key: "k.csv"}, &progress)
+	_, err = w.do(ctx, s3stream.Object{Key: "k.csv"}, &progress)
 	<-done
 	if !errors.Is(err, s3stream.ErrChanged) {
 		t.Fatalf("replaced mid-read (%d of %d bytes read): %v", progress.Load(), len(ones), err)
@@ -366,7 +366,19 @@ func TestReplacedObject(t *testing.T) {
 	if _, err := os.Stat(filepath.Join(w.o.Results, "k.csv")); err == nil {
 		t.Fatal("a result was written")
 	}
-	if _, _, err := w.do(ctx, listed, &progress); !errors.Is(err, s3stream.ErrChanged) {
+	if _, err := w.do(ctx, listed, &progress); !errors.Is(err, s3stream.ErrChanged) {
 		t.Fatalf("changed since listed: %v", err)
+	}
+}
+
+// The worker returns a key's skipped rows to its caller (which totals them).
+func TestWorkerSkipped(t *testing.T) {
+	data, results := t.TempDir(), t.TempDir()
+	os.WriteFile(filepath.Join(data, "k.csv"), []byte("a,b,c,d\n1,2,3,4\nshort\n\n1,2,3,\n"), 0o644)
+	w := &countFiles{Options{Data: data, Results: results}}
+	var progress atomic.Int64
+	d, err := w.do(context.Background(), s3stream.Object{Key: "k.csv"}, &progress)
+	if err != nil || d != (done{Bytes: 30, Rows: 2, Skipped: 2}) {
+		t.Fatalf("got %+v, %v", d, err)
 	}
 }

@@ -21,13 +21,20 @@ import (
 )
 
 // worker processes one key: it reads the key's source, adding the bytes it reads to
-// progress, and writes the output file with write. It returns the source bytes and rows.
+// progress, and writes the output file with write.
 type worker interface {
 	// out is the directory of the output files.
 	out() string
 	// do processes item.Key; a caller that knows the object's size and ETag (from a
 	// listing) passes them, which spares a HEAD and pins the read to that version.
-	do(ctx context.Context, item s3stream.Object, progress *atomic.Int64) (bytes, rows int64, err error)
+	do(ctx context.Context, item s3stream.Object, progress *atomic.Int64) (done, error)
+}
+
+// done is what a worker did for one key.
+type done struct {
+	Bytes   int64  // source bytes read
+	Rows    int64  // rows counted (--download: lines written)
+	Skipped uint64 // rows too short to have the counted field
 }
 
 // protocol writes whole lines on stdout for the orchestrator.
@@ -103,12 +110,13 @@ func runKey(ctx context.Context, o Options, w worker, key string, out *protocol)
 	}
 	var progress atomic.Int64
 	stop := reportProgress(o.Progress, key, &progress, out)
-	n, rows, err := w.do(ctx, s3stream.Object{Key: key}, &progress)
+	d, err := w.do(ctx, s3stream.Object{Key: key}, &progress)
 	stop() // before the key's ok/err line: no progress line follows it
 	if err != nil {
 		return err
 	}
-	out.line("ok", key, fmt.Sprint(n), fmt.Sprint(rows))
+	reportSkipped(key, d.Skipped)
+	out.line("ok", key, fmt.Sprint(d.Bytes), fmt.Sprint(d.Rows))
 	return nil
 }
 
@@ -209,15 +217,15 @@ func (s *fromS3) out() string {
 	return s.o.Results
 }
 
-func (s *fromS3) do(ctx context.Context, obj s3stream.Object, progress *atomic.Int64) (int64, int64, error) {
+func (s *fromS3) do(ctx context.Context, obj s3stream.Object, progress *atomic.Int64) (done, error) {
 	key := obj.Key
 	if !strings.HasPrefix(key, s.prefix) {
-		return 0, 0, fmt.Errorf("key is outside --src prefix %q", s.prefix)
+		return done{}, fmt.Errorf("key is outside --src prefix %q", s.prefix)
 	}
 	if obj.ETag == "" {
 		var err error
 		if obj, err = s.c.Stat(ctx, key); err != nil {
-			return 0, 0, err
+			return done{}, err
 		}
 	}
 	stream := s.c.Open(ctx, obj)
@@ -225,7 +233,7 @@ func (s *fromS3) do(ctx context.Context, obj s3stream.Object, progress *atomic.I
 	br := bufio.NewReaderSize(countingReader{stream, progress}, 64<<10)
 	head, err := br.Peek(decode.HeadSize)
 	if err != nil && err != io.EOF {
-		return 0, 0, err
+		return done{}, err
 	}
 	format := decode.Detect(head)
 	path := filepath.Join(s.out(), filepath.FromSlash(key))
@@ -239,25 +247,24 @@ func (s *fromS3) do(ctx context.Context, obj s3stream.Object, progress *atomic.I
 				return err
 			})
 			progress.Store(obj.Size)
-			return obj.Size, rows, err
+			return done{Bytes: obj.Size, Rows: rows}, err
 		}
 		c, err := decode.ParquetCounts(ra, obj.Size)
 		progress.Store(obj.Size)
 		if err != nil {
-			return 0, 0, err
+			return done{}, err
 		}
-		return obj.Size, int64(c.Rows), writeAtomic(path, writeCounts(c))
+		return done{Bytes: obj.Size, Rows: int64(c.Rows)}, writeAtomic(path, writeCounts(c))
 	}
 	if s.o.Download {
 		rows, err := download(format, br, path)
-		return progress.Load(), rows, err
+		return done{Bytes: progress.Load(), Rows: rows}, err
 	}
 	c, err := countCSV(format, br, 1)
 	if err != nil {
-		return 0, 0, err
+		return done{}, err
 	}
-	reportSkipped(key, c.Skipped)
-	return progress.Load(), int64(c.Rows), writeAtomic(path, writeCounts(c))
+	return done{Bytes: progress.Load(), Rows: int64(c.Rows), Skipped: c.Skipped}, writeAtomic(path, writeCounts(c))
 }
 
 // download writes the first 5 fields of every line of the decoded stream r to path.
@@ -295,22 +302,21 @@ type countFiles struct{ o Options }
 
 func (c *countFiles) out() string { return c.o.Results }
 
-func (c *countFiles) do(ctx context.Context, item s3stream.Object, progress *atomic.Int64) (int64, int64, error) {
+func (c *countFiles) do(ctx context.Context, item s3stream.Object, progress *atomic.Int64) (done, error) {
 	key := item.Key
 	f, err := os.Open(filepath.Join(c.o.Data, filepath.FromSlash(key)))
 	if err != nil {
 		if errors.Is(err, os.ErrNotExist) {
-			return 0, 0, fmt.Errorf("no such file under %s", c.o.Data)
+			return done{}, fmt.Errorf("no such file under %s", c.o.Data)
 		}
-		return 0, 0, err
+		return done{}, err
 	}
 	defer f.Close()
 	counts, err := countReaderAt(f)
 	if err != nil {
-		return 0, 0, err
+		return done{}, err
 	}
 	st, _ := f.Stat()
 	progress.Store(st.Size())
-	reportSkipped(key, counts.Skipped)
-	return st.Size(), int64(counts.Rows), writeAtomic(filepath.Join(c.o.Results, filepath.FromSlash(key)), writeCounts(counts))
+	return done{Bytes: st.Size(), Rows: int64(counts.Rows), Skipped: counts.Skipped}, writeAtomic(filepath.Join(c.o.Results, filepath.FromSlash(key)), writeCounts(counts))
 }
