@@ -24,10 +24,13 @@ type args struct {
 	PartMiB      int64    `arg:"--part-mib" default:"8" help:"size of each ranged GET, MiB"`
 	SkipExisting bool     `arg:"--skip-existing" help:"skip keys whose output file exists (reported ok ... cached)"`
 	Progress     bool     `arg:"--progress" help:"print progress lines (source bytes read) once a second per key"`
+	Field        int      `arg:"--field" placeholder:"N" help:"count the Nth comma-separated field, from 1 (Parquet: the column standing in for it, among the first 5) [default: 4]"`
+	Column       string   `arg:"--column" placeholder:"NAME" help:"count the column NAME of each object's header, case-insensitively (Parquet: the column NAME)"`
 }
 
 const examples = `  countpass < yellow_tripdata_2015-01.csv
   countpass yellow_tripdata_2015-01.csv.gz yellow_tripdata_2024-01.parquet
+  countpass --column payment_type yellow_tripdata_2015-01.csv
   printf 'trip data/yellow_tripdata_2015-01.csv\n' | countpass --keys --src 's3://nyc-tlc/trip data/'
 
 With --keys/--download/--count-files, stdout has one line per key for the orchestrator:
@@ -35,12 +38,13 @@ With --keys/--download/--count-files, stdout has one line per key for the orches
 
 func main() {
 	var a args
-	cli.Main(&a, "countpass: count rows by their 4th CSV field (passenger_count); keys on stdin, results per key",
+	cli.Main(&a, "countpass: count rows by one CSV field (the 4th, passenger_count, by default); keys on stdin, results per key",
 		examples, func(ctx context.Context) error {
 			return countpass.Run(ctx, countpass.Options{
 				Files: a.Files, Keys: a.Keys, Download: a.Download, CountFiles: a.CountFiles,
 				Src: a.Src, Results: a.Results, Data: a.Data, Jobs: a.Jobs, Streams: a.Streams,
 				PartSize: a.PartMiB << 20, SkipExisting: a.SkipExisting, Progress: a.Progress,
+				Field: a.Field, Column: a.Column,
 			}, os.Stdin, os.Stdout)
 		})
 }

@@ -37,7 +37,7 @@ func taxi(era taxigen.Era, size int64, seed uint64) []byte {
 // expect is the result file a CSV must give, computed by the kernel's own reader with
 // one worker (the kernel is checked against a plain implementation in its own tests).
 func expect(t *testing.T, csv []byte) string {
-	res, err := count.Reader(bytes.NewReader(csv), 1, 0)
+	res, err := count.Reader(bytes.NewReader(csv), count.Passengers, 1, 0)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -380,5 +380,98 @@ func TestWorkerSkipped(t *testing.T) {
 	d, err := w.do(context.Background(), s3stream.Object{Key: "k.csv"}, &progress)
 	if err != nil || d != (done{Bytes: 30, Rows: 2, Skipped: 2}) {
 		t.Fatalf("got %+v, %v", d, err)
+	}
+}
+
+// expectCol is expect for another column.
+func expectCol(t *testing.T, csv []byte, col count.Column) string {
+	res, err := count.Reader(bytes.NewReader(csv), col, 1, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var b strings.Builder
+	res.WriteTo(&b)
+	return b.String()
+}
+
+// --field and --column count another column, in every header generation and in every
+// reading path (mapped file, stream, gzip, Parquet); a header without the column is an
+// error naming the file.
+func TestColumns(t *testing.T) {
+	dir := t.TempDir()
+	pqb, pqWant := parquetObject(t, true)
+	os.WriteFile(filepath.Join(dir, "p.parquet"), pqb, 0o644)
+	for era := range 3 {
+		csv := taxi(taxigen.Era(era), 300_000, uint64(era))
+		plain, gz := filepath.Join(dir, "a.csv"), filepath.Join(dir, "a.csv.gz")
+		os.WriteFile(plain, csv, 0o644)
+		os.WriteFile(gz, gzipped(csv), 0o644)
+		payment := expectCol(t, csv, count.Column{Field: 12})
+		if payment == expect(t, csv) {
+			t.Fatal("the test needs a column that differs from the 4th")
+		}
+		for _, c := range []struct {
+			o     Options
+			stdin []byte
+			want  string
+		}{
+			{Options{Files: []string{plain}, Column: "PAYMENT_TYPE"}, nil, payment},
+			{Options{Files: []string{gz}, Column: "payment_type"}, nil, payment},
+			{Options{Column: "Payment_Type"}, csv, payment},
+			{Options{Files: []string{plain}, Field: 12}, nil, payment},
+			{Options{Field: 12}, csv, payment},
+			{Options{Files: []string{plain}, Field: 1}, nil, expectCol(t, csv, count.Column{Field: 1})},
+			{Options{Files: []string{plain}, Column: "passenger_count"}, nil, expect(t, csv)},
+			{Options{Files: []string{filepath.Join(dir, "p.parquet")}, Column: "Passenger_Count"}, nil, pqWant},
+			{Options{Files: []string{filepath.Join(dir, "p.parquet")}, Field: 4}, nil, pqWant},
+		} {
+			var out bytes.Buffer
+			if err := Run(context.Background(), c.o, bytes.NewReader(c.stdin), &out); err != nil || out.String() != c.want {
+				t.Fatalf("era %d %+v: %v, got\n%.200s\nwant\n%.200s", era, c.o, err, out.String(), c.want)
+			}
+		}
+	}
+	for _, o := range []Options{
+		{Files: []string{filepath.Join(dir, "a.csv")}, Column: "tip"},
+		{Files: []string{filepath.Join(dir, "a.csv.gz")}, Column: "tip"},
+		{Files: []string{filepath.Join(dir, "p.parquet")}, Column: "payment_type"},
+	} {
+		err := Run(context.Background(), o, nil, io.Discard)
+		if cli.CodeOf(err) != cli.ExitData || !errors.Is(err, count.ErrNoColumn) || !strings.Contains(err.Error(), o.Files[0]) {
+			t.Errorf("%+v: %v", o, err)
+		}
+	}
+	for _, o := range []Options{{Field: -1}, {Field: 2, Column: "x"}, {Download: true, Src: "s3://bkt", Column: "x"}} {
+		if err := Run(context.Background(), o, nil, io.Discard); cli.CodeOf(err) != cli.ExitUsage {
+			t.Errorf("%+v: %v", o, err)
+		}
+	}
+}
+
+// --column over S3 keys: each object's own header decides; an object without the column
+// fails with its key named, the others finish.
+func TestKeysColumn(t *testing.T) {
+	csv09, csv15 := taxi(taxigen.Era2009, 200_000, 5), taxi(taxigen.Era2015, 200_000, 6)
+	pqb, _ := parquetObject(t, true)
+	bucket := testBucket(t, map[string][]byte{"a.csv": csv09, "b.csv.gz": gzipped(csv15), "c.parquet": pqb})
+	results := t.TempDir()
+	s := start(Options{Keys: true, Src: "s3://" + bucket, Results: results, Jobs: 2, Column: "payment_type"})
+	s.send(true, "a.csv", "b.csv.gz", "c.parquet")
+	lines := map[string][]string{}
+	for range 3 {
+		f := s.next(t)
+		lines[f[1]] = f
+	}
+	if err := <-s.done; cli.CodeOf(err) != cli.ExitFailed {
+		t.Fatalf("exit: %v", err)
+	}
+	if f := lines["c.parquet"]; f[0] != "err" || !strings.Contains(f[2], "payment_type") {
+		t.Fatalf("object without the column: %q", f)
+	}
+	for k, csv := range map[string][]byte{"a.csv": csv09, "b.csv.gz": csv15} {
+		got, _ := os.ReadFile(filepath.Join(results, k))
+		if lines[k][0] != "ok" || string(got) != expectCol(t, csv, count.Column{Field: 12}) {
+			t.Errorf("%s: %q, result %q", k, lines[k], got)
+		}
 	}
 }

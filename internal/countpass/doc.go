@@ -1,5 +1,6 @@
-// Package countpass is the per-node program of the taxi job: it counts rows by their 4th
-// CSV field (passenger_count), as a filter or over S3 keys sent by the orchestrator.
+// Package countpass is the per-node program of the taxi job: it counts rows by one CSV
+// field (the 4th, passenger_count, unless --field N or --column NAME choose another), as a
+// filter or over S3 keys sent by the orchestrator.
 //
 // # Modes
 //
@@ -9,7 +10,9 @@
 //	countpass --count-files             DATA/<key> -> counts -> RESULTS/<key>   ("count")
 //
 // Inputs may be plain, gzip or zstd CSV, or Parquet (its passenger_count column), told
-// apart by content. --download writes CSV in the layout count reads: the first 5 fields of
+// apart by content. --column NAME is looked up in each object's own header (a Parquet
+// file's column names), case-insensitively; an object without it fails. --field N on
+// Parquet means the column standing in for CSV field N (decode.Layout: N ≤ 5). --download writes CSV in the layout count reads: the first 5 fields of
 // a CSV object, and for Parquet the columns of those fields by name (decode.Layout), so
 // passenger_count stays the 4th field whatever the file's column order. A CSV stream whose first 64 KiB hold a NUL byte, or whose header line
 // has fewer than 4 fields, is "not CSV" and fails.

@@ -115,7 +115,7 @@ func runKey(ctx context.Context, o Options, w worker, key string, out *protocol)
 	if err != nil {
 		return err
 	}
-	reportSkipped(key, d.Skipped)
+	reportSkipped(key, d.Skipped, o.column())
 	out.line("ok", key, fmt.Sprint(d.Bytes), fmt.Sprint(d.Rows))
 	return nil
 }
@@ -249,7 +249,7 @@ func (s *fromS3) do(ctx context.Context, obj s3stream.Object, progress *atomic.I
 			progress.Store(obj.Size)
 			return done{Bytes: obj.Size, Rows: rows}, err
 		}
-		c, err := decode.ParquetCounts(ra, obj.Size)
+		c, err := decode.ParquetCounts(ra, obj.Size, s.o.column())
 		progress.Store(obj.Size)
 		if err != nil {
 			return done{}, err
@@ -260,7 +260,7 @@ func (s *fromS3) do(ctx context.Context, obj s3stream.Object, progress *atomic.I
 		rows, err := download(format, br, path)
 		return done{Bytes: progress.Load(), Rows: rows}, err
 	}
-	c, err := countCSV(format, br, 1)
+	c, err := countCSV(format, br, s.o.column(), 1)
 	if err != nil {
 		return done{}, err
 	}
@@ -269,7 +269,7 @@ func (s *fromS3) do(ctx context.Context, obj s3stream.Object, progress *atomic.I
 
 // download writes the first 5 fields of every line of the decoded stream r to path.
 func download(format decode.Format, r io.Reader, path string) (int64, error) {
-	d, err := decode.CSVReader(format, r)
+	d, err := decode.CSVReader(format, r, count.Passengers) // the layout's 4 fields at least
 	if err != nil {
 		return 0, err
 	}
@@ -312,7 +312,7 @@ func (c *countFiles) do(ctx context.Context, item s3stream.Object, progress *ato
 		return done{}, err
 	}
 	defer f.Close()
-	counts, err := countReaderAt(f)
+	counts, err := countReaderAt(f, c.o.column())
 	if err != nil {
 		return done{}, err
 	}

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"encoding/binary"
 	"errors"
+	"fmt"
 	"io"
 	"maps"
 	"os"
@@ -41,12 +42,12 @@ func zst(t testing.TB, b []byte) []byte {
 // countStream is what countpass does with a CSV stream.
 func countStream(data []byte) (map[string]uint64, error) {
 	f := Detect(data)
-	r, err := CSVReader(f, bytes.NewReader(data))
+	r, err := CSVReader(f, bytes.NewReader(data), count.Passengers)
 	if err != nil {
 		return nil, err
 	}
 	defer r.Close()
-	res, err := count.Reader(r, 1, 0)
+	res, err := count.Reader(r, count.Passengers, 1, 0)
 	if err != nil {
 		return nil, err
 	}
@@ -142,7 +143,7 @@ func parquetCounts(t *testing.T, path string) map[string]uint64 {
 	if Detect(head) != Parquet {
 		t.Fatalf("not detected as parquet: %q", head)
 	}
-	c, err := ParquetCounts(f, st.Size())
+	c, err := ParquetCounts(f, st.Size(), count.Passengers)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -173,8 +174,28 @@ func TestParquet(t *testing.T) {
 		}
 		want[key]++
 	}
-	if got := parquetCounts(t, writeParquet(t, dbl)); !maps.Equal(got, want) {
+	dblPath := writeParquet(t, dbl)
+	if got := parquetCounts(t, dblPath); !maps.Equal(got, want) {
 		t.Fatalf("double column: got %v want %v", got, want)
+	}
+	// Other columns: by name, or by the field of the CSV layout they stand in.
+	f, _ := os.Open(dblPath)
+	defer f.Close()
+	st, _ := f.Stat()
+	for col, want := range map[count.Column]string{
+		{Name: "VENDORID"}: "map[1:5000]", {Field: 1}: "map[1:5000]", {Field: 5}: "map[1.5:5000]",
+		{Field: 2}: "error", {Field: 6}: "error", {Name: "tip_amount"}: "error",
+	} {
+		c, err := ParquetCounts(f, st.Size(), col)
+		got := "error"
+		if err == nil {
+			got = fmt.Sprint(c.Map())
+		} else if !errors.Is(err, count.ErrNoColumn) {
+			t.Errorf("%v: %v", col, err)
+		}
+		if got != want {
+			t.Errorf("%v: got %s, want %s", col, got, want)
+		}
 	}
 	delete(want, "2.5")
 	if got := parquetCounts(t, writeParquet(t, ints)); !maps.Equal(got, want) {
@@ -190,10 +211,10 @@ func TestParquetErrors(t *testing.T) {
 	f, _ := os.Open(path)
 	defer f.Close()
 	st, _ := f.Stat()
-	if _, err := ParquetCounts(f, st.Size()); err == nil || !strings.Contains(err.Error(), "no passenger_count") {
+	if _, err := ParquetCounts(f, st.Size(), count.Passengers); !errors.Is(err, count.ErrNoColumn) || !strings.Contains(err.Error(), "passenger_count") {
 		t.Fatalf("got %v", err)
 	}
-	if _, err := ParquetCounts(bytes.NewReader([]byte("PAR1garbage")), 11); err == nil {
+	if _, err := ParquetCounts(bytes.NewReader([]byte("PAR1garbage")), 11, count.Passengers); err == nil {
 		t.Fatal("garbage parquet accepted")
 	}
 }
@@ -245,7 +266,7 @@ func TestParquetCSV(t *testing.T) {
 		if lines[0] != c.header || lines[1] != c.first {
 			t.Fatalf("got %q", lines[:2])
 		}
-		res, err := count.Reader(&buf, 1, 0)
+		res, err := count.Reader(&buf, count.Passengers, 1, 0)
 		if err != nil || !maps.Equal(res.Map(), parquetCounts(t, c.path)) {
 			t.Fatalf("%s: counts of the CSV %v differ from the Parquet's %v (%v)", c.header, res.Map(), parquetCounts(t, c.path), err)
 		}
@@ -288,7 +309,7 @@ func TestParquetCorruptFooter(t *testing.T) {
 		"too short":                   []byte("PAR1PAR1"),
 		"no magic at the end":         good[:len(good)-1],
 	} {
-		if _, err := ParquetCounts(strictReaderAt{t, data}, int64(len(data))); !errors.Is(err, ErrCorrupt) {
+		if _, err := ParquetCounts(strictReaderAt{t, data}, int64(len(data)), count.Passengers); !errors.Is(err, ErrCorrupt) {
 			t.Errorf("%s: got %v, want ErrCorrupt", name, err)
 		}
 	}
@@ -304,7 +325,7 @@ func FuzzParquet(f *testing.F) {
 			data = bytes.Clone(data)
 			data[int(at)%len(data)] ^= b
 		}
-		ParquetCounts(strictReaderAt{t, data}, int64(len(data)))
+		ParquetCounts(strictReaderAt{t, data}, int64(len(data)), count.Passengers)
 		ParquetCSV(strictReaderAt{t, data}, int64(len(data)), io.Discard)
 	})
 }

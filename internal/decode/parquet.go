@@ -18,25 +18,28 @@ import (
 // header spells it Passenger_Count).
 const Column = "passenger_count"
 
-// ParquetCounts counts the values of the passenger_count column of the Parquet file in ra.
-// A null is the key "", like an empty CSV field. Numbers are written as a CSV writer would
-// print them, so the keys of Parquet and CSV objects meet: an integral double 1.0 is "1".
-func ParquetCounts(ra io.ReaderAt, size int64) (_ *count.Counts, err error) {
+// ParquetCounts counts the values of column sel of the Parquet file in ra: the column of
+// that name (case-insensitively), or for a field position, the column of that field of the
+// Layout. A null is the key "", like an empty CSV field. Numbers are written as a CSV writer
+// would print them, so the keys of Parquet and CSV objects meet: an integral double 1.0 is
+// "1".
+func ParquetCounts(ra io.ReaderAt, size int64, sel count.Column) (_ *count.Counts, err error) {
 	defer corruptPanic(&err)
 	f, err := open(ra, size)
 	if err != nil {
 		return nil, err
 	}
-	col := -1
-	for _, fl := range f.Schema().Fields() {
-		if strings.EqualFold(fl.Name(), Column) {
-			if leaf, ok := f.Schema().Lookup(fl.Name()); ok {
-				col = leaf.ColumnIndex
-			}
+	names := []string{sel.Name}
+	if sel.Name == "" {
+		if sel.Field < 1 || sel.Field > len(Layout) {
+			return nil, fmt.Errorf("parquet: %w for field %d: Parquet columns are matched to the first %d CSV fields by name; choose one by name",
+				count.ErrNoColumn, sel.Field, len(Layout))
 		}
+		names = Layout[sel.Field-1]
 	}
+	col, _ := column(f, names...)
 	if col < 0 {
-		return nil, fmt.Errorf("parquet: no %s column", Column)
+		return nil, fmt.Errorf("parquet: %w: %s", count.ErrNoColumn, strings.Join(names, " or "))
 	}
 	c := &count.Counts{}
 	buf := make([]parquet.Value, 4096)
