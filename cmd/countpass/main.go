@@ -14,7 +14,7 @@ type args struct {
 	cli.VersionFlag
 	Files      []string `arg:"positional" placeholder:"FILE" help:"files to count (filter mode; default stdin)"`
 	Keys       bool     `arg:"--keys" help:"S3 keys on stdin: stream, count, write RESULTS/<key>"`
-	Download   bool     `arg:"--download" help:"S3 keys on stdin: write their first 5 fields to DATA/<key>"`
+	Download   bool     `arg:"--download" help:"S3 keys on stdin: write their first 5 CSV fields (Parquet: those columns, by name) to DATA/<key>"`
 	CountFiles bool     `arg:"--count-files" help:"keys on stdin: count DATA/<key>, write RESULTS/<key>"`
 	Map        bool     `arg:"--map" help:"S3 items on stdin: stream each into --cmd, its stdout is RESULTS/<item> (orchestrate map)"`
 	Cmd        string   `arg:"--cmd" help:"--map: the command, run under bash -c"`
@@ -30,10 +30,13 @@ type args struct {
 	PartMiB    int64    `arg:"--part-mib" default:"8" help:"size of each ranged GET, MiB"`
 	Progress   bool     `arg:"--progress" help:"print progress lines (source bytes read) once a second per key"`
 	Hold       string   `arg:"--hold" placeholder:"DIR" help:"take the lock of job directory DIR, print locked (or busy), keep it until stdin ends"`
+	Field      int      `arg:"--field" placeholder:"N" help:"count the Nth comma-separated field, from 1 (Parquet: the column standing in for it, among the first 5) [default: 4]"`
+	Column     string   `arg:"--column" placeholder:"NAME" help:"count the column NAME of each object's header, case-insensitively (Parquet: the column NAME)"`
 }
 
 const examples = `  countpass < yellow_tripdata_2015-01.csv
   countpass yellow_tripdata_2015-01.csv.gz yellow_tripdata_2024-01.parquet
+  countpass --column payment_type yellow_tripdata_2015-01.csv
   printf 'trip data/yellow_tripdata_2015-01.csv\n' | countpass --keys --src 's3://nyc-tlc/trip data/'
 
 With --keys/--download/--count-files, items (or bare keys) come on stdin, and stdout has one
@@ -42,13 +45,14 @@ event line per item for the orchestrator (the protocol is documented in internal
 
 func main() {
 	var a args
-	cli.Main(&a, "countpass: count rows by their 4th CSV field (passenger_count); keys on stdin, results per key",
+	cli.Main(&a, "countpass: count rows by one CSV field (the 4th, passenger_count, by default); keys on stdin, results per key",
 		examples, func(ctx context.Context) error {
 			return countpass.Run(ctx, countpass.Options{
 				Files: a.Files, Keys: a.Keys, Download: a.Download, CountFiles: a.CountFiles,
 				Src: a.Src, Results: a.Results, Data: a.Data, Jobs: a.Jobs, Streams: a.Streams,
 				PartSize: a.PartMiB << 20, Progress: a.Progress, Hold: a.Hold,
 				Map: a.Map, Cmd: a.Cmd, Work: a.Work, Node: a.Node, Dst: a.Dst, Header: a.Header,
+				Field: a.Field, Column: a.Column,
 			}, os.Stdin, os.Stdout)
 		})
 }

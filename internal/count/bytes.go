@@ -5,19 +5,22 @@ import (
 	"sync"
 )
 
-// Bytes counts the CSV text data (a whole file in memory, typically mapped) on workers
-// goroutines: the rows are cut into chunks at line ends and counted where they lie, with
-// no copy at all.
-func Bytes(data []byte, workers int) *Result {
-	res := &Result{Bytes: int64(len(data))}
+// Bytes counts column col of the CSV text data (a whole file in memory, typically mapped)
+// on workers goroutines: the rows are cut into chunks at line ends and counted where they
+// lie, with no copy at all.
+func Bytes(data []byte, col Column, workers int) (*Result, error) {
+	res := &Result{Bytes: int64(len(data)), col: col}
 	if len(data) == 0 {
-		return res
+		return res, nil
 	}
 	i := bytes.IndexByte(data, '\n')
 	if i < 0 {
 		i = len(data)
 	}
-	res.Header = bytes.TrimSuffix(append([]byte{}, data[:i]...), []byte("\r"))
+	if err := res.setHeader(data[:i]); err != nil {
+		return nil, err
+	}
+	need := res.need
 	rows := data[min(i+1, len(data)):]
 	chunks := make(chan []byte, 64)
 	go func() {
@@ -41,8 +44,8 @@ func Bytes(data []byte, workers int) *Result {
 			defer wg.Done()
 			c := &Counts{}
 			for chunk := range chunks {
-				if rest := c.lines(chunk); len(rest) > 0 { // only the file's last line
-					c.line(rest)
+				if rest := c.lines(chunk, need); len(rest) > 0 { // only the file's last line
+					c.line(rest, need)
 				}
 			}
 			mu.Lock()
@@ -51,5 +54,5 @@ func Bytes(data []byte, workers int) *Result {
 		}()
 	}
 	wg.Wait()
-	return res
+	return res, nil
 }

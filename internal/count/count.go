@@ -1,13 +1,13 @@
 // Package count is the counting kernel of countpass: it counts the rows of a CSV stream by
-// the raw bytes of their 4th comma-separated field, exactly like `cut -d, -f4 | sort | uniq -c`
-// minus the header line.
+// the raw bytes of one comma-separated field (the 4th, passenger_count, by default), exactly
+// like `cut -d, -f4 | sort | uniq -c` minus the header line.
 //
 // Rules: the first line is a header and is not counted; a trailing "\r" is not part of a line;
-// a line with fewer than 4 fields (a blank line included) is skipped and counted in Skipped;
-// a last line without a newline is counted; there is no quote handling.
+// a line with fewer fields than the counted one's position, and a blank line, is skipped and
+// counted in Skipped; a last line without a newline is counted; there is no quote handling.
 //
 // The kernel is built for ~150-byte taxi rows where the key is almost always one byte; see
-// the comments on lines and thirdComma for the tricks and why they pay.
+// the comments on lines and nthCommaOrEnd for the tricks and why they pay.
 package count
 
 import (
@@ -19,6 +19,7 @@ import (
 	"math/bits"
 	"sort"
 	"strconv"
+	"strings"
 )
 
 // MaxLine bounds the memory a line may take: a line longer than this is an error (one up to
@@ -28,6 +29,43 @@ const MaxLine = 1 << 20
 
 // ErrLongLine reports a line longer than MaxLine.
 var ErrLongLine = fmt.Errorf("a line is longer than %d bytes: not a CSV file", MaxLine)
+
+// ErrNoColumn reports a header that lacks the column to count.
+var ErrNoColumn = errors.New("no such column")
+
+// Column selects the field to count: by its 1-based position, or by name, matched against
+// each stream's header case-insensitively.
+type Column struct {
+	Field int    // 1-based position, used when Name is ""
+	Name  string // a header field
+}
+
+// Passengers is the default column: the 4th field is passenger_count in every era of the
+// taxi data.
+var Passengers = Column{Field: 4}
+
+func (c Column) String() string {
+	if c.Name != "" {
+		return fmt.Sprintf("column %q", c.Name)
+	}
+	return fmt.Sprintf("field %d", c.Field)
+}
+
+// commas returns how many commas precede the column in rows under header.
+func (c Column) commas(header []byte) (int, error) {
+	if c.Name == "" {
+		if c.Field < 1 {
+			return 0, fmt.Errorf("field %d: fields are numbered from 1", c.Field)
+		}
+		return c.Field - 1, nil
+	}
+	for i, f := range bytes.Split(header, []byte{','}) {
+		if strings.EqualFold(string(f), c.Name) {
+			return i, nil
+		}
+	}
+	return 0, fmt.Errorf("%w in the header: %q", ErrNoColumn, c.Name)
+}
 
 // Counts holds counts per key. Single-byte keys, which are nearly all keys in the taxi data,
 // go to an array indexed by the byte: no hashing, no map, no allocation.
@@ -114,13 +152,16 @@ func (c *Counts) WriteTo(w io.Writer) (int64, error) {
 	return int64(n), err
 }
 
-// line counts one line (without its "\n").
-func (c *Counts) line(l []byte) {
+// line counts one line (without its "\n"), whose key follows its need-th comma.
+func (c *Counts) line(l []byte, need int) {
 	if len(l) > 0 && l[len(l)-1] == '\r' {
 		l = l[:len(l)-1]
 	}
-	k := thirdComma(l)
-	if k < 0 {
+	k := -1 // the first field follows no comma
+	if need > 0 {
+		k = nthComma(l, need)
+	}
+	if k < 0 && (need > 0 || len(l) == 0) {
 		c.Skipped++
 		return
 	}
@@ -137,18 +178,19 @@ func (c *Counts) line(l []byte) {
 	c.Add(key, 1)
 }
 
-// lines counts every complete line of p and returns the unfinished tail.
+// lines counts every complete line of p, whose keys follow the need-th comma of their
+// line, and returns the unfinished tail.
 //
 // Each row is read once: a SWAR scan (below) walks from the line start to the 3rd comma,
 // watching for a newline on the way (a short row), then bytes.IndexByte, which the runtime
 // implements with SIMD (AVX2 / NEON), skips the ~100 bytes after the key to the line end at
 // tens of bytes per cycle. Finding the line end first and then scanning for commas would
 // read the first ~45 bytes twice and pay one more call per row.
-func (c *Counts) lines(p []byte) []byte {
+func (c *Counts) lines(p []byte, need int) []byte {
 	start := 0
 	for start < len(p) {
-		k, end := thirdCommaOrEnd(p, start)
-		if k < 0 { // the line ends before its 4th field
+		ks, end := keyStart(p, start, need)
+		if ks < 0 { // the line ends before the key's field
 			if end == len(p) {
 				return p[start:]
 			}
@@ -156,7 +198,6 @@ func (c *Counts) lines(p []byte) []byte {
 			start = end + 1
 			continue
 		}
-		ks := k + 1
 		// Fast path: a one-byte key followed by the 5th field's comma is the common taxi row.
 		if ks+1 < len(p) && p[ks+1] == ',' && p[ks] != ',' && p[ks] != '\n' {
 			nl := bytes.IndexByte(p[ks+2:], '\n')
@@ -193,42 +234,60 @@ func (c *Counts) lines(p []byte) []byte {
 	return p[start:]
 }
 
-// thirdCommaOrEnd scans the line starting at p[i] for its 3rd comma. It returns the comma's
-// index and the index of the first newline before it (or len(p) if p ends first), with k -1
-// when the newline or the end of p comes first.
+// keyStart scans the line starting at p[i] for its need-th comma. It returns the index
+// after the comma, where the key starts, and the index of the first newline before it (or
+// len(p) if p ends first), with ks -1 when the newline or the end of p comes first. For
+// need 0 (the first field) ks is i, or -1 for a blank line.
 //
 // It tests 8 bytes per step (SWAR): the taxi fields before the key are ~1+19+19 bytes, so a
 // byte loop would take ~40 branchy steps per row, and bytes.IndexByte's call overhead
 // dominates on such short spans. The steps look for commas only; whether a newline came
 // first (a short row, rare) is checked once, with one SIMD IndexByte over the span. The
-// fast scan gives up after headScan bytes, so short rows cannot make it run far ahead;
-// thirdCommaExact then handles the row.
-func thirdCommaOrEnd(p []byte, i int) (k, end int) {
-	start, need := i, 3
-	for lim := min(len(p), i+headScan); i+8 <= lim; i += 8 {
+// fast scan gives up after fieldScan bytes per field, so short rows cannot make it run far
+// ahead; keyStartExact then handles the row.
+func keyStart(p []byte, i, need int) (ks, end int) {
+	if need == 0 {
+		return lineStart(p, i)
+	}
+	start, left := i, need
+	for lim := min(len(p), i+(need+1)*fieldScan); i+8 <= lim; i += 8 {
 		cm := zeroBytes(binary.LittleEndian.Uint64(p[i:]) ^ commas)
-		if n := bits.OnesCount64(cm); n < need {
-			need -= n
+		if n := bits.OnesCount64(cm); n < left {
+			left -= n
 			continue
 		}
-		for ; need > 1; need-- {
+		for ; left > 1; left-- {
 			cm &= cm - 1
 		}
-		k = i + bits.TrailingZeros64(cm)/8
+		k := i + bits.TrailingZeros64(cm)/8
 		if nl := bytes.IndexByte(p[start:k], '\n'); nl >= 0 {
 			return -1, start + nl
 		}
-		return k, len(p)
+		return k + 1, len(p)
 	}
-	return thirdCommaExact(p, start)
+	return keyStartExact(p, start, need)
 }
 
-// headScan is how far the fast scan looks for the 3rd comma: taxi rows have it at ~45.
-const headScan = 128
+// lineStart is keyStart for the first field: the key starts the line, unless the line is
+// blank (or not yet known not to be).
+func lineStart(p []byte, i int) (ks, end int) {
+	switch {
+	case i == len(p), p[i] == '\r' && i+1 == len(p):
+		return -1, len(p)
+	case p[i] == '\n':
+		return -1, i
+	case p[i] == '\r' && p[i+1] == '\n':
+		return -1, i + 1
+	}
+	return i, len(p)
+}
 
-// thirdCommaExact is thirdCommaOrEnd watching for newlines at every step.
-func thirdCommaExact(p []byte, i int) (k, end int) {
-	need := 3
+// fieldScan is how far per field the fast scan looks: taxi rows have the 3rd comma at ~45,
+// within the 128 bytes it allows for 4 fields.
+const fieldScan = 32
+
+// keyStartExact is keyStart watching for newlines at every step.
+func keyStartExact(p []byte, i, need int) (ks, end int) {
 	for ; i+8 <= len(p); i += 8 {
 		w := binary.LittleEndian.Uint64(p[i:])
 		cm := zeroBytes(w ^ commas)
@@ -240,7 +299,7 @@ func thirdCommaExact(p []byte, i int) (k, end int) {
 			for ; need > 1; need-- {
 				cm &= cm - 1
 			}
-			return i + bits.TrailingZeros64(cm)/8, len(p)
+			return i + bits.TrailingZeros64(cm)/8 + 1, len(p)
 		} else {
 			need -= n
 		}
@@ -252,7 +311,7 @@ func thirdCommaExact(p []byte, i int) (k, end int) {
 		switch p[i] {
 		case ',':
 			if need--; need == 0 {
-				return i, len(p)
+				return i + 1, len(p)
 			}
 		case '\n':
 			return -1, i
@@ -272,11 +331,8 @@ const (
 	newlines = 0x0a0a0a0a0a0a0a0a // '\n' in every byte
 )
 
-// thirdComma returns the index of the third ',' in l, or -1.
-func thirdComma(l []byte) int { return nthComma(l, 3) }
-
-// nthComma returns the index of the n-th ',' in l, or -1 (the same SWAR scan as
-// thirdCommaOrEnd, for a single line that has no newline).
+// nthComma returns the index of the n-th ',' in l (n ≥ 1), or -1 (the same SWAR scan as
+// nthCommaOrEnd, for a single line that has no newline).
 func nthComma(l []byte, need int) int {
 	i := 0
 	for ; i+8 <= len(l); i += 8 {
@@ -331,28 +387,33 @@ type Result struct {
 	Counts
 	Header []byte // the first line, without "\r\n"
 	Bytes  int64  // bytes read
+	col    Column
+	need   int // commas before the key, once the header is known
 }
 
-// Reader counts the CSV stream r. With workers > 1, blocks are counted on that many
-// goroutines in parallel (order does not matter for counting), so one stream can use every
-// core; with 1 everything happens on the calling goroutine. blockSize 0 means BlockSize.
-func Reader(r io.Reader, workers, blockSize int) (*Result, error) {
+// Reader counts column col of the CSV stream r. With workers > 1, blocks are counted on
+// that many goroutines in parallel (order does not matter for counting), so one stream can
+// use every core; with 1 everything happens on the calling goroutine. blockSize 0 means
+// BlockSize.
+func Reader(r io.Reader, col Column, workers, blockSize int) (*Result, error) {
 	if blockSize <= 0 {
 		blockSize = BlockSize
 	}
 	if workers < 1 {
 		workers = 1
 	}
-	res := &Result{}
+	res := &Result{col: col}
 	s := &Splitter{r: r, size: blockSize}
 	if workers == 1 {
 		buf := make([]byte, blockSize+MaxLine)
 		for {
 			blk, final, err := s.Next(buf)
+			if err == nil {
+				err = res.count(blk, final)
+			}
 			if err != nil {
 				return res, err
 			}
-			res.count(blk, final)
 			if final {
 				res.Bytes = s.n
 				return res, nil
@@ -367,14 +428,17 @@ func (res *Result) parallel(s *Splitter, workers, blockSize int) error {
 	for range cap(free) {
 		free <- make([]byte, blockSize+MaxLine)
 	}
-	type job struct{ blk, buf []byte }
+	type job struct {
+		blk, buf []byte
+		need     int
+	}
 	work := make(chan job)
 	done := make(chan *Counts)
 	for range workers {
 		go func() {
 			c := &Counts{}
 			for j := range work {
-				c.lines(j.blk) // blocks end at a line end: no tail
+				c.lines(j.blk, j.need) // blocks end at a line end: no tail
 				free <- j.buf
 			}
 			done <- c
@@ -384,18 +448,21 @@ func (res *Result) parallel(s *Splitter, workers, blockSize int) error {
 	for {
 		buf := <-free
 		var blk []byte
-		var final bool
+		var final, more bool
 		blk, final, err = s.Next(buf)
+		if err == nil {
+			more, err = res.takeHeader(&blk)
+		}
 		if err != nil {
 			break
 		}
-		if !res.takeHeader(&blk, final) {
+		if !more {
 			free <- buf
 		} else if final {
 			res.tail(blk)
 			free <- buf
 		} else {
-			work <- job{blk, buf}
+			work <- job{blk, buf, res.need}
 		}
 		if final {
 			break
@@ -410,40 +477,51 @@ func (res *Result) parallel(s *Splitter, workers, blockSize int) error {
 }
 
 // count counts one block from the Splitter.
-func (res *Result) count(blk []byte, final bool) {
-	if !res.takeHeader(&blk, final) {
-		return
+func (res *Result) count(blk []byte, final bool) error {
+	if more, err := res.takeHeader(&blk); !more || err != nil {
+		return err
 	}
 	if final {
 		res.tail(blk)
-		return
+		return nil
 	}
-	res.lines(blk)
+	res.lines(blk, res.need)
+	return nil
 }
 
 // tail counts the last block, whose last line may lack a newline.
 func (res *Result) tail(blk []byte) {
-	if rest := res.lines(blk); len(rest) > 0 {
-		res.line(rest)
+	if rest := res.lines(blk, res.need); len(rest) > 0 {
+		res.line(rest, res.need)
 	}
 }
 
-// takeHeader removes the header from the first block; it reports whether anything is left.
-func (res *Result) takeHeader(blk *[]byte, final bool) bool {
+// takeHeader removes the header from the first block and finds the column in it; it
+// reports whether anything is left.
+func (res *Result) takeHeader(blk *[]byte) (more bool, err error) {
 	if res.Header != nil {
-		return len(*blk) > 0
+		return len(*blk) > 0, nil
 	}
 	b := *blk
 	if len(b) == 0 {
-		return false
+		return false, nil
 	}
 	i := bytes.IndexByte(b, '\n')
 	if i < 0 { // only at the end of the stream: the header was its only line
 		i = len(b)
 	}
-	res.Header = bytes.TrimSuffix(append([]byte{}, b[:i]...), []byte("\r"))
+	if err := res.setHeader(b[:i]); err != nil {
+		return false, err
+	}
 	*blk = b[min(i+1, len(b)):]
-	return len(*blk) > 0
+	return len(*blk) > 0, nil
+}
+
+// setHeader keeps the header line (without its "\n") and finds the column in it.
+func (res *Result) setHeader(line []byte) (err error) {
+	res.Header = bytes.TrimSuffix(append([]byte{}, line...), []byte("\r"))
+	res.need, err = res.col.commas(res.Header)
+	return err
 }
 
 // Splitter reads a stream in blocks that end at a line end, so blocks can be processed

@@ -3,6 +3,7 @@ package count
 import (
 	"bufio"
 	"bytes"
+	"errors"
 	"fmt"
 	"maps"
 	"runtime"
@@ -17,8 +18,9 @@ import (
 )
 
 // reference is the plain implementation the kernel must agree with: split every line on
-// commas and take the 4th field, like `tail -n +2 | cut -d, -f4`.
-func reference(data []byte) (map[string]uint64, uint64) {
+// commas and take the field-th field, like `tail -n +2 | cut -d, -f4` for field 4; blank
+// lines have no field.
+func reference(data []byte, field int) (map[string]uint64, uint64) {
 	m := map[string]uint64{}
 	var skipped uint64
 	sc := bufio.NewScanner(bytes.NewReader(data))
@@ -30,26 +32,29 @@ func reference(data []byte) (map[string]uint64, uint64) {
 			continue
 		}
 		f := strings.Split(sc.Text(), ",")
-		if len(f) < 4 {
+		if sc.Text() == "" || len(f) < field {
 			skipped++
 			continue
 		}
-		m[f[3]]++
+		m[f[field-1]]++
 	}
 	return m, skipped
 }
 
-func check(t *testing.T, data []byte, workers, block int) {
+func check(t *testing.T, data []byte, workers, block int) { checkField(t, data, workers, block, 4) }
+
+func checkField(t *testing.T, data []byte, workers, block, field int) {
 	t.Helper()
-	want, wantSkipped := reference(data)
+	want, wantSkipped := reference(data, field)
+	col := Column{Field: field}
 	r := iotest.HalfReader(bytes.NewReader(data)) // short reads, like a network stream
-	got, err := Reader(r, workers, block)
+	got, err := Reader(r, col, workers, block)
 	if err != nil {
-		t.Fatalf("workers=%d block=%d: %v", workers, block, err)
+		t.Fatalf("field=%d workers=%d block=%d: %v", field, workers, block, err)
 	}
 	if !maps.Equal(got.Map(), want) || got.Skipped != wantSkipped {
-		t.Fatalf("workers=%d block=%d input %q:\n got %v skipped %d\nwant %v skipped %d",
-			workers, block, data[:min(len(data), 300)], got.Map(), got.Skipped, want, wantSkipped)
+		t.Fatalf("field=%d workers=%d block=%d input %q:\n got %v skipped %d\nwant %v skipped %d",
+			field, workers, block, data[:min(len(data), 300)], got.Map(), got.Skipped, want, wantSkipped)
 	}
 	var rows uint64
 	for _, n := range want {
@@ -58,14 +63,14 @@ func check(t *testing.T, data []byte, workers, block int) {
 	if got.Rows != rows || got.Bytes != int64(len(data)) {
 		t.Fatalf("rows %d bytes %d, want %d %d", got.Rows, got.Bytes, rows, len(data))
 	}
-	if b := Bytes(data, workers); !maps.Equal(b.Map(), want) || b.Skipped != wantSkipped || !bytes.Equal(b.Header, got.Header) {
-		t.Fatalf("Bytes workers=%d input %q: got %v skipped %d", workers, data[:min(len(data), 300)], b.Map(), b.Skipped)
+	if b, err := Bytes(data, col, workers); err != nil || !maps.Equal(b.Map(), want) || b.Skipped != wantSkipped || !bytes.Equal(b.Header, got.Header) {
+		t.Fatalf("Bytes field=%d workers=%d input %q: got %v skipped %d (%v)", field, workers, data[:min(len(data), 300)], b.Map(), b.Skipped, err)
 	}
-	at, err := ReaderAt(bytes.NewReader(data), int64(len(data)), workers, block)
+	at, err := ReaderAt(bytes.NewReader(data), int64(len(data)), col, workers, block)
 	if err != nil || !maps.Equal(at.Map(), want) || at.Skipped != wantSkipped || at.Rows != rows ||
 		(len(data) > 0 && !bytes.Equal(at.Header, got.Header)) {
-		t.Fatalf("ReaderAt workers=%d block=%d input %q: got %v skipped %d header %q (%v)",
-			workers, block, data[:min(len(data), 300)], at.Map(), at.Skipped, at.Header, err)
+		t.Fatalf("ReaderAt field=%d workers=%d block=%d input %q: got %v skipped %d header %q (%v)",
+			field, workers, block, data[:min(len(data), 300)], at.Map(), at.Skipped, at.Header, err)
 	}
 }
 
@@ -92,7 +97,9 @@ func TestEdgeCases(t *testing.T) {
 		t.Run(name, func(t *testing.T) {
 			for _, w := range []int{1, 3} {
 				for block := 1; block <= len(in)+1; block++ {
-					check(t, []byte(in), w, block)
+					for field := 1; field <= 6; field++ {
+						checkField(t, []byte(in), w, block, field)
+					}
 				}
 				check(t, []byte(in), w, 0)
 			}
@@ -101,7 +108,7 @@ func TestEdgeCases(t *testing.T) {
 }
 
 func TestSpecifics(t *testing.T) {
-	res, err := Reader(strings.NewReader("VendorID,x,y,passenger_count\r\n\r\n1,a,b,2\r\n1,a,b,\r\n1,a,b,2"), 1, 0)
+	res, err := Reader(strings.NewReader("VendorID,x,y,passenger_count\r\n\r\n1,a,b,2\r\n1,a,b,\r\n1,a,b,2"), Passengers, 1, 0)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -125,15 +132,18 @@ func TestTaxiData(t *testing.T) {
 			check(t, buf.Bytes(), 1, block)
 			check(t, buf.Bytes(), 4, block)
 		}
+		for _, field := range []int{1, 2, 5, 9, 30} {
+			checkField(t, buf.Bytes(), 2, 4096, field)
+		}
 	}
 }
 
 func TestLongLine(t *testing.T) {
 	data := "h\n" + strings.Repeat("x", 2*MaxLine+10) + "\n1,2,3,4\n"
-	if _, err := Reader(strings.NewReader(data), 1, 4096); err != ErrLongLine {
+	if _, err := Reader(strings.NewReader(data), Passengers, 1, 4096); err != ErrLongLine {
 		t.Fatalf("got %v", err)
 	}
-	if _, err := Reader(strings.NewReader(data), 2, 0); err != ErrLongLine {
+	if _, err := Reader(strings.NewReader(data), Passengers, 2, 0); err != ErrLongLine {
 		t.Fatalf("got %v", err)
 	}
 }
@@ -154,12 +164,13 @@ func TestMerge(t *testing.T) {
 
 func FuzzKernel(f *testing.F) {
 	for _, in := range cases {
-		f.Add([]byte(in), uint16(7))
+		f.Add([]byte(in), uint16(7), uint8(3))
 	}
-	f.Add(append([]byte(taxigen.Era2010.Header()+"\r\n\r\n"), taxigen.New(taxigen.Era2010, 1).AppendRow(nil)...), uint16(13))
-	f.Fuzz(func(t *testing.T, data []byte, block uint16) {
+	f.Add(append([]byte(taxigen.Era2010.Header()+"\r\n\r\n"), taxigen.New(taxigen.Era2010, 1).AppendRow(nil)...), uint16(13), uint8(3))
+	f.Fuzz(func(t *testing.T, data []byte, block uint16, field uint8) {
 		check(t, data, 1, int(block%512)+1)
 		check(t, data, 2, int(block%64)+1)
+		checkField(t, data, 2, int(block%64)+1, int(field%8)+1)
 	})
 }
 
@@ -194,7 +205,7 @@ func BenchmarkKernel(b *testing.B) {
 	for b.Loop() {
 		var c Counts
 		for _, blk := range blocks {
-			if rest := c.lines(blk); len(rest) != 0 {
+			if rest := c.lines(blk, 3); len(rest) != 0 {
 				b.Fatal("tail")
 			}
 		}
@@ -216,7 +227,7 @@ func BenchmarkReader(b *testing.B) {
 		b.Run(fmt.Sprintf("workers=%d", w), func(b *testing.B) {
 			b.SetBytes(int64(len(data)))
 			for b.Loop() {
-				if _, err := Reader(bytes.NewReader(data), w, 0); err != nil {
+				if _, err := Reader(bytes.NewReader(data), Passengers, w, 0); err != nil {
 					b.Fatal(err)
 				}
 			}
@@ -234,8 +245,8 @@ func TestAppendFields(t *testing.T) {
 	var buf bytes.Buffer
 	taxigen.Write(&buf, taxigen.Era2010, 100_000, 3)
 	cut := AppendFields(nil, buf.Bytes(), 5)
-	a, _ := Reader(bytes.NewReader(buf.Bytes()), 1, 0)
-	b, _ := Reader(bytes.NewReader(cut), 1, 0)
+	a, _ := Reader(bytes.NewReader(buf.Bytes()), Passengers, 1, 0)
+	b, _ := Reader(bytes.NewReader(cut), Passengers, 1, 0)
 	if !maps.Equal(a.Map(), b.Map()) || a.Skipped != b.Skipped {
 		t.Fatalf("counts differ after cut: %v %v", a.Map(), b.Map())
 	}
@@ -246,15 +257,41 @@ func TestReaderAt(t *testing.T) {
 	taxigen.Write(&buf, taxigen.Era2010, 200_000, 9)
 	inputs := append([]string{buf.String()}, slices.Collect(maps.Values(cases))...)
 	for _, in := range inputs {
-		want, wantSkipped := reference([]byte(in))
+		want, wantSkipped := reference([]byte(in), 4)
 		for _, block := range []int{1, 2, 3, 7, 100, 4096, 0} {
 			for _, w := range []int{1, 3} {
-				got, err := ReaderAt(strings.NewReader(in), int64(len(in)), w, block)
+				got, err := ReaderAt(strings.NewReader(in), int64(len(in)), Passengers, w, block)
 				if err != nil || !maps.Equal(got.Map(), want) || got.Skipped != wantSkipped {
 					t.Fatalf("block %d workers %d input %.200q: got %v skipped %d (%v), want %v skipped %d",
 						block, w, in, got.Map(), got.Skipped, err, want, wantSkipped)
 				}
 			}
+		}
+	}
+}
+
+func TestColumnByName(t *testing.T) {
+	in := "VendorID,Trip_Pickup,x,Passenger_Count,payment_type\r\n1,a,b,2,CSH\r\n1,a,b,1,CRD\r\n1,a,b,2,CSH\r\nshort\r\n"
+	for name, want := range map[string]string{"passenger_count": "1,1\n2,2\n", "PAYMENT_TYPE": "CRD,1\nCSH,2\n", "vendorid": "1,3\nshort,1\n"} {
+		col := Column{Name: name}
+		r, err := Reader(strings.NewReader(in), col, 1, 0)
+		b, berr := Bytes([]byte(in), col, 2)
+		a, aerr := ReaderAt(strings.NewReader(in), int64(len(in)), col, 2, 7)
+		for _, res := range []*Result{r, b, a} {
+			var out strings.Builder
+			res.WriteTo(&out)
+			if out.String() != want || err != nil || berr != nil || aerr != nil {
+				t.Fatalf("%s: got %q (%v %v %v), want %q", name, out.String(), err, berr, aerr, want)
+			}
+		}
+	}
+	col := Column{Name: "tip_amount"}
+	_, err := Reader(strings.NewReader(in), col, 2, 0)
+	_, berr := Bytes([]byte(in), col, 2)
+	_, aerr := ReaderAt(strings.NewReader(in), int64(len(in)), col, 2, 0)
+	for _, err := range []error{err, berr, aerr} {
+		if !errors.Is(err, ErrNoColumn) || !strings.Contains(err.Error(), "tip_amount") {
+			t.Fatalf("missing column: %v", err)
 		}
 	}
 }

@@ -7,17 +7,17 @@ import (
 	"sync/atomic"
 )
 
-// ReaderAt counts the CSV file ra of size bytes on workers goroutines that each read their
+// ReaderAt counts column col of the CSV file ra of size bytes on workers goroutines that each read their
 // own blocks with ReadAt. Unlike Reader's one reader feeding workers, a block is read and
 // counted on the same core, so it is still in that core's cache when counted, and no core
 // waits on another. A line belongs to the block its first byte is in; each block reads a
 // little past its end to finish its last line. blockSize 0 means BlockSize.
-func ReaderAt(ra io.ReaderAt, size int64, workers, blockSize int) (*Result, error) {
+func ReaderAt(ra io.ReaderAt, size int64, col Column, workers, blockSize int) (*Result, error) {
 	if blockSize <= 0 {
 		blockSize = BlockSize
 	}
 	bs := int64(blockSize)
-	res := &Result{Bytes: size}
+	res := &Result{Bytes: size, col: col}
 	// The header is the first line; block 0 starts after it.
 	head := make([]byte, min(size, MaxLine+1))
 	if _, err := ra.ReadAt(head, 0); err != nil && err != io.EOF {
@@ -30,7 +30,11 @@ func ReaderAt(ra io.ReaderAt, size int64, workers, blockSize int) (*Result, erro
 	case i < 0:
 		i = len(head)
 	}
-	res.Header = bytes.TrimSuffix(append([]byte{}, head[:i]...), []byte("\r"))
+	if size > 0 {
+		if err := res.setHeader(head[:i]); err != nil {
+			return nil, err
+		}
+	}
 	first := int64(i + 1)
 
 	var next atomic.Int64
@@ -49,7 +53,7 @@ func ReaderAt(ra io.ReaderAt, size int64, workers, blockSize int) (*Result, erro
 				if off >= size {
 					break
 				}
-				if err := c.block(ra, size, off, bs, first, buf); err != nil {
+				if err := c.block(ra, size, off, bs, first, res.need, buf); err != nil {
 					mu.Lock()
 					firstErr = err
 					mu.Unlock()
@@ -68,8 +72,8 @@ func ReaderAt(ra io.ReaderAt, size int64, workers, blockSize int) (*Result, erro
 // tailSize is how far past its end a block reads at first to finish its last line.
 const tailSize = 64 << 10
 
-// block counts the lines that start in [off, off+bs) of ra.
-func (c *Counts) block(ra io.ReaderAt, size, off, bs, first int64, buf []byte) error {
+// block counts the lines that start in [off, off+bs) of ra, keys after their need-th comma.
+func (c *Counts) block(ra io.ReaderAt, size, off, bs, first int64, need int, buf []byte) error {
 	from := max(off-1, 0) // the byte before the block tells whether a line starts at off
 	for tail := int64(tailSize); ; tail = MaxLine {
 		n := min(off+bs+tail, size) - from
@@ -108,8 +112,8 @@ func (c *Counts) block(ra io.ReaderAt, size, off, bs, first int64, buf []byte) e
 		if a >= e {
 			return nil
 		}
-		if rest := c.lines(b[a:e]); len(rest) > 0 {
-			c.line(rest)
+		if rest := c.lines(b[a:e], need); len(rest) > 0 {
+			c.line(rest, need)
 		}
 		return nil
 	}

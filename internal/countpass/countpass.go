@@ -6,10 +6,10 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"io/fs"
 	"net/http"
 	"os"
 	"runtime"
-	"syscall"
 
 	awshttp "github.com/aws/aws-sdk-go-v2/aws/transport/http"
 
@@ -34,6 +34,8 @@ type Options struct {
 	Streams    int   // ranged GETs in flight per object
 	PartSize   int64 // bytes per ranged GET
 	Progress   bool
+	Field      int    // the 1-based field to count; 0 means 4 (passenger_count)
+	Column     string // or the column of this name in each object's header
 	Hold       string // hold the lock of this job directory until stdin ends
 	// --map: S3 items on stdin -> the command's stdout -> results (and Dst)
 	Map    bool
@@ -42,6 +44,17 @@ type Options struct {
 	Node   string // this instance's id, for EC2KIT_NODE
 	Dst    string // s3://bucket/prefix/ the results also go to
 	Header bool   // pieces after an object's first start with its first line
+}
+
+// column is the column the options select.
+func (o Options) column() count.Column {
+	if o.Column != "" {
+		return count.Column{Name: o.Column}
+	}
+	if o.Field == 0 {
+		return count.Passengers
+	}
+	return count.Column{Field: o.Field}
 }
 
 // Run runs countpass with stdin and stdout as given (stderr is os.Stderr).
@@ -63,8 +76,14 @@ func Run(ctx context.Context, o Options, stdin io.Reader, stdout io.Writer) erro
 		return cli.Errorf(cli.ExitUsage, "--src s3://bucket[/prefix] is required with --keys, --download and --map")
 	case o.Map && o.Cmd == "":
 		return cli.Errorf(cli.ExitUsage, "--map needs --cmd")
+	case o.Field < 0:
+		return cli.Errorf(cli.ExitUsage, "--field %d: fields are numbered from 1", o.Field)
+	case o.Field != 0 && o.Column != "":
+		return cli.Errorf(cli.ExitUsage, "--field and --column exclude each other")
+	case o.Download && (o.Field != 0 || o.Column != ""):
+		return cli.Errorf(cli.ExitUsage, "--download keeps the first 5 fields; --field and --column are for counting (--count-files)")
 	case modes == 0:
-		return filter(o.Files, stdin, stdout)
+		return filter(o.Files, o.column(), stdin, stdout)
 	}
 	if o.Jobs <= 0 {
 		o.Jobs = runtime.NumCPU()
@@ -104,28 +123,36 @@ func Run(ctx context.Context, o Options, stdin io.Reader, stdout io.Writer) erro
 	return runKeys(ctx, o, w, stdin, stdout)
 }
 
-// filter counts files (or stdin) and prints the summed counts.
-func filter(files []string, stdin io.Reader, stdout io.Writer) error {
+// filter counts column col of files (or stdin) and prints the summed counts.
+func filter(files []string, col count.Column, stdin io.Reader, stdout io.Writer) error {
 	total := &count.Counts{}
 	if len(files) == 0 {
 		files = []string{"-"}
 	}
 	for _, name := range files {
-		c, err := countFile(name, stdin)
-		if err != nil {
-			return cli.Errorf(cli.ExitData, "%s: %v", name, err)
+		c, err := countFile(name, col, stdin)
+		var pe *fs.PathError
+		switch {
+		case errors.As(err, &pe): // opening, reading or spooling a local file: not the data's fault
+			return cli.Errorf(cli.ExitLocal, "%s: %w", name, err)
+		case err != nil:
+			return cli.Errorf(cli.ExitData, "%s: %w", name, err)
 		}
 		total.Merge(c)
 	}
-	reportSkipped(total.Skipped)
+	reportSkipped(total.Skipped, col)
 	bw := bufio.NewWriter(stdout)
 	total.WriteTo(bw)
 	return bw.Flush()
 }
 
-func reportSkipped(n uint64) {
+func reportSkipped(n uint64, col count.Column) {
 	if n > 0 {
-		fmt.Fprintf(os.Stderr, "countpass: skipped %d row(s) with fewer than 4 fields\n", n)
+		why := fmt.Sprintf("with fewer than %d fields", col.Field)
+		if col.Name != "" {
+			why = "too short to hold " + col.String()
+		}
+		fmt.Fprintf(os.Stderr, "countpass: skipped %d row(s) %s\n", n, why)
 	}
 }
 
@@ -147,15 +174,15 @@ func hold(dir string, stdin io.Reader, stdout io.Writer) error {
 	return nil
 }
 
-// countFile counts one file, or stdin for "-".
-func countFile(name string, stdin io.Reader) (*count.Counts, error) {
+// countFile counts column col of one file, or stdin for "-".
+func countFile(name string, col count.Column, stdin io.Reader) (*count.Counts, error) {
 	var f *os.File
 	if name == "-" {
 		// Parquet needs random access: spool a Parquet stdin to a temporary file.
 		br := bufio.NewReaderSize(stdin, 1<<20)
 		head, _ := br.Peek(decode.HeadSize)
 		if decode.Detect(head) != decode.Parquet {
-			return countCSV(decode.Detect(head), br, runtime.GOMAXPROCS(0))
+			return countCSV(decode.Detect(head), br, col, runtime.GOMAXPROCS(0))
 		}
 		tmp, err := os.CreateTemp("", "countpass-*.parquet")
 		if err != nil {
@@ -174,11 +201,12 @@ func countFile(name string, stdin io.Reader) (*count.Counts, error) {
 		}
 		defer f.Close()
 	}
-	return countReaderAt(f)
+	return countReaderAt(f, col)
 }
 
-// countReaderAt counts a file or spooled stream: Parquet in place, anything else streamed.
-func countReaderAt(f *os.File) (*count.Counts, error) {
+// countReaderAt counts column col of a file or spooled stream: Parquet in place, anything
+// else streamed.
+func countReaderAt(f *os.File, col count.Column) (*count.Counts, error) {
 	st, err := f.Stat()
 	if err != nil {
 		return nil, err
@@ -188,60 +216,59 @@ func countReaderAt(f *os.File) (*count.Counts, error) {
 	format := decode.Detect(head[:n])
 	switch format {
 	case decode.Parquet:
-		return decode.ParquetCounts(f, st.Size())
+		return decode.ParquetCounts(f, st.Size(), col)
 	case decode.CSV:
-		if err := checkHead(f); err != nil {
+		if err := checkHead(f, col); err != nil {
 			return nil, err
 		}
-		return countPlainFile(f, st.Size())
+		return countPlainFile(f, st.Size(), col)
 	}
 	if _, err := f.Seek(0, io.SeekStart); err != nil {
 		return nil, err
 	}
-	return countCSV(format, f, runtime.GOMAXPROCS(0))
+	return countCSV(format, f, col, runtime.GOMAXPROCS(0))
 }
 
 // checkHead applies decode.CheckCSV to the start of a plain file.
-func checkHead(f *os.File) error {
+func checkHead(f *os.File, col count.Column) error {
 	head := make([]byte, decode.SniffSize)
 	n, err := f.ReadAt(head, 0)
 	if err != nil && err != io.EOF {
 		return err
 	}
-	return decode.CheckCSV(head[:n], n < len(head))
+	return decode.CheckCSV(head[:n], n < len(head), col)
 }
 
-// countCSV decodes and counts a CSV stream with workers goroutines.
-func countCSV(format decode.Format, r io.Reader, workers int) (*count.Counts, error) {
+// countCSV decodes a CSV stream and counts its column col with workers goroutines.
+func countCSV(format decode.Format, r io.Reader, col count.Column, workers int) (*count.Counts, error) {
 	if format != decode.CSV {
 		workers = 1 // decompression is the bottleneck, and it is sequential
 	}
-	d, err := decode.CSVReader(format, r)
+	d, err := decode.CSVReader(format, r, col)
 	if err != nil {
 		return nil, err
 	}
 	defer d.Close()
-	res, err := count.Reader(d, workers, 0)
+	res, err := count.Reader(d, col, workers, 0)
 	if err != nil {
 		return nil, err
 	}
 	return &res.Counts, nil
 }
 
-// countPlainFile counts a plain CSV file on every core. It maps the file (populated up
-// front, so there is one kernel call instead of a fault per page) and counts the rows in
-// place: reading would copy every byte once more, which costs about as much CPU as counting.
-// Where mapping fails it reads with ReadAt.
-func countPlainFile(f *os.File, size int64) (*count.Counts, error) {
+// countPlainFile counts column col of a plain CSV file on every core: in place where the
+// file can be mapped (mapFile), else with ReadAt.
+func countPlainFile(f *os.File, size int64, col count.Column) (*count.Counts, error) {
 	workers := runtime.GOMAXPROCS(0)
-	if size > 0 && size == int64(int(size)) {
-		data, err := syscall.Mmap(int(f.Fd()), 0, int(size), syscall.PROT_READ, syscall.MAP_SHARED|syscall.MAP_POPULATE)
-		if err == nil {
-			defer syscall.Munmap(data)
-			return &count.Bytes(data, workers).Counts, nil
+	if data, unmap, ok := mapFile(f, size); ok {
+		defer unmap()
+		res, err := count.Bytes(data, col, workers)
+		if err != nil {
+			return nil, err
 		}
+		return &res.Counts, nil
 	}
-	res, err := count.ReaderAt(f, size, workers, 0)
+	res, err := count.ReaderAt(f, size, col, workers, 0)
 	if err != nil {
 		return nil, err
 	}

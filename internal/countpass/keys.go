@@ -281,13 +281,13 @@ func (s *fromS3) do(ctx context.Context, it nodejob.Item, progress *atomic.Int64
 		if s.o.Download {
 			var rows int64
 			err := writeAtomic(path, func(w io.Writer) (err error) {
-				rows, err = decode.ParquetCSV(ra, obj.Size, w, 5)
+				rows, err = decode.ParquetCSV(ra, obj.Size, w)
 				return err
 			})
 			progress.Store(obj.Size)
 			return stats{bytes: obj.Size, rows: rows}, err
 		}
-		c, err := decode.ParquetCounts(ra, obj.Size)
+		c, err := decode.ParquetCounts(ra, obj.Size, s.o.column())
 		progress.Store(obj.Size)
 		if err != nil {
 			return stats{}, err
@@ -298,7 +298,7 @@ func (s *fromS3) do(ctx context.Context, it nodejob.Item, progress *atomic.Int64
 		rows, err := download(format, br, path)
 		return stats{bytes: progress.Load(), rows: rows}, err
 	}
-	c, err := countCSV(format, br, 1)
+	c, err := countCSV(format, br, s.o.column(), 1)
 	if err != nil {
 		return stats{}, err
 	}
@@ -307,7 +307,7 @@ func (s *fromS3) do(ctx context.Context, it nodejob.Item, progress *atomic.Int64
 
 // download writes the first 5 fields of every line of the decoded stream r to path.
 func download(format decode.Format, r io.Reader, path string) (int64, error) {
-	d, err := decode.CSVReader(format, r)
+	d, err := decode.CSVReader(format, r, count.Passengers) // the layout's 4 fields at least
 	if err != nil {
 		return 0, err
 	}
@@ -349,7 +349,7 @@ func (c *countFiles) do(ctx context.Context, it nodejob.Item, progress *atomic.I
 		return stats{}, err
 	}
 	defer f.Close()
-	counts, err := countReaderAt(f)
+	counts, err := countReaderAt(f, c.o.column())
 	if err != nil {
 		return stats{}, err
 	}

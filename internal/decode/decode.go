@@ -13,6 +13,8 @@ import (
 
 	"github.com/klauspost/compress/gzip"
 	"github.com/klauspost/compress/zstd"
+
+	"ec2kit/internal/count"
 )
 
 // Format is an object's content type.
@@ -94,9 +96,10 @@ const SniffSize = 64 << 10
 // CheckCSV decides whether the start of a decoded stream is the CSV countpass counts, so a
 // binary object fails loudly instead of producing garbage counts. head is the first
 // SniffSize bytes (or the whole stream, if eof). Not CSV: a NUL byte (text never has one),
-// or a header line with fewer than 4 fields (no passenger_count column to count). An empty
-// stream is a valid object with no rows.
-func CheckCSV(head []byte, eof bool) error {
+// or a header line with fewer fields than col's position (no such column to count; a
+// column chosen by name is looked up by the kernel). An empty stream is a valid object with
+// no rows.
+func CheckCSV(head []byte, eof bool, col count.Column) error {
 	if len(head) == 0 {
 		return nil
 	}
@@ -107,15 +110,15 @@ func CheckCSV(head []byte, eof bool) error {
 	if !found && !eof {
 		return fmt.Errorf("not CSV: no line end in the first %d bytes", len(head))
 	}
-	if n := bytes.Count(line, []byte{','}) + 1; n < 4 {
-		return fmt.Errorf("not a trip CSV: the header has %d field(s), fewer than 4: %.60q", n, line)
+	if n := bytes.Count(line, []byte{','}) + 1; col.Name == "" && n < col.Field {
+		return fmt.Errorf("not a trip CSV: the header has %d field(s), fewer than %d: %.60q", n, col.Field, line)
 	}
 	return nil
 }
 
-// CSVReader decodes r (whose format is f) and checks that it looks like CSV, returning a
-// reader of the CSV text.
-func CSVReader(f Format, r io.Reader) (io.ReadCloser, error) {
+// CSVReader decodes r (whose format is f) and checks that it looks like CSV with col,
+// returning a reader of the CSV text.
+func CSVReader(f Format, r io.Reader, col count.Column) (io.ReadCloser, error) {
 	d, err := Decompress(f, r)
 	if err != nil {
 		return nil, err
@@ -126,7 +129,7 @@ func CSVReader(f Format, r io.Reader) (io.ReadCloser, error) {
 		d.Close()
 		return nil, err
 	}
-	if err := CheckCSV(head, err == io.EOF); err != nil {
+	if err := CheckCSV(head, err == io.EOF, col); err != nil {
 		d.Close()
 		return nil, err
 	}

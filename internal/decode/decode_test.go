@@ -2,6 +2,9 @@ package decode
 
 import (
 	"bytes"
+	"encoding/binary"
+	"errors"
+	"fmt"
 	"io"
 	"maps"
 	"os"
@@ -39,12 +42,12 @@ func zst(t testing.TB, b []byte) []byte {
 // countStream is what countpass does with a CSV stream.
 func countStream(data []byte) (map[string]uint64, error) {
 	f := Detect(data)
-	r, err := CSVReader(f, bytes.NewReader(data))
+	r, err := CSVReader(f, bytes.NewReader(data), count.Passengers)
 	if err != nil {
 		return nil, err
 	}
 	defer r.Close()
-	res, err := count.Reader(r, 1, 0)
+	res, err := count.Reader(r, count.Passengers, 1, 0)
 	if err != nil {
 		return nil, err
 	}
@@ -140,7 +143,7 @@ func parquetCounts(t *testing.T, path string) map[string]uint64 {
 	if Detect(head) != Parquet {
 		t.Fatalf("not detected as parquet: %q", head)
 	}
-	c, err := ParquetCounts(f, st.Size())
+	c, err := ParquetCounts(f, st.Size(), count.Passengers)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -171,8 +174,28 @@ func TestParquet(t *testing.T) {
 		}
 		want[key]++
 	}
-	if got := parquetCounts(t, writeParquet(t, dbl)); !maps.Equal(got, want) {
+	dblPath := writeParquet(t, dbl)
+	if got := parquetCounts(t, dblPath); !maps.Equal(got, want) {
 		t.Fatalf("double column: got %v want %v", got, want)
+	}
+	// Other columns: by name, or by the field of the CSV layout they stand in.
+	f, _ := os.Open(dblPath)
+	defer f.Close()
+	st, _ := f.Stat()
+	for col, want := range map[count.Column]string{
+		{Name: "VENDORID"}: "map[1:5000]", {Field: 1}: "map[1:5000]", {Field: 5}: "map[1.5:5000]",
+		{Field: 2}: "error", {Field: 6}: "error", {Name: "tip_amount"}: "error",
+	} {
+		c, err := ParquetCounts(f, st.Size(), col)
+		got := "error"
+		if err == nil {
+			got = fmt.Sprint(c.Map())
+		} else if !errors.Is(err, count.ErrNoColumn) {
+			t.Errorf("%v: %v", col, err)
+		}
+		if got != want {
+			t.Errorf("%v: got %s, want %s", col, got, want)
+		}
 	}
 	delete(want, "2.5")
 	if got := parquetCounts(t, writeParquet(t, ints)); !maps.Equal(got, want) {
@@ -188,10 +211,10 @@ func TestParquetErrors(t *testing.T) {
 	f, _ := os.Open(path)
 	defer f.Close()
 	st, _ := f.Stat()
-	if _, err := ParquetCounts(f, st.Size()); err == nil || !strings.Contains(err.Error(), "no passenger_count") {
+	if _, err := ParquetCounts(f, st.Size(), count.Passengers); !errors.Is(err, count.ErrNoColumn) || !strings.Contains(err.Error(), "passenger_count") {
 		t.Fatalf("got %v", err)
 	}
-	if _, err := ParquetCounts(bytes.NewReader([]byte("PAR1garbage")), 11); err == nil {
+	if _, err := ParquetCounts(bytes.NewReader([]byte("PAR1garbage")), 11, count.Passengers); err == nil {
 		t.Fatal("garbage parquet accepted")
 	}
 }
@@ -205,31 +228,104 @@ type tripFull struct {
 	Fare           float64  `parquet:"fare_amount"`
 }
 
+// tripOtherOrder has the published files' columns in an order of its own (passenger_count
+// 3rd, no dropoff time), as the demo's Parquet object has.
+type tripOtherOrder struct {
+	Fare           float64  `parquet:"fare_amount"`
+	VendorID       int64    `parquet:"vendorid"`
+	Pickup         int64    `parquet:"tpep_pickup_datetime"`
+	PassengerCount *float64 `parquet:"Passenger_Count,optional"`
+	TripDistance   float64  `parquet:"trip_distance"`
+}
+
 func TestParquetCSV(t *testing.T) {
-	var rows []tripFull
+	var full []tripFull
+	var other []tripOtherOrder
 	for i := range 3000 {
 		d := float64(i % 5)
 		p := &d
 		if i%11 == 0 {
 			p = nil
 		}
-		rows = append(rows, tripFull{1, int64(i), int64(i + 60), p, 1.25, 7})
+		full = append(full, tripFull{1, int64(i), int64(i + 60), p, 1.25, 7})
+		other = append(other, tripOtherOrder{7, 1, int64(i), p, 1.25})
 	}
-	path := writeParquet(t, rows)
-	f, _ := os.Open(path)
-	defer f.Close()
-	st, _ := f.Stat()
+	for _, c := range []struct{ path, header, first string }{
+		{writeParquet(t, full), "VendorID,tpep_pickup_datetime,tpep_dropoff_datetime,passenger_count,trip_distance", "1,0,60,,1.25"},
+		{writeParquet(t, other), "vendorid,tpep_pickup_datetime,tpep_dropoff_datetime,Passenger_Count,trip_distance", "1,0,,,1.25"},
+	} {
+		f, _ := os.Open(c.path)
+		defer f.Close()
+		st, _ := f.Stat()
+		var buf bytes.Buffer
+		n, err := ParquetCSV(f, st.Size(), &buf)
+		if err != nil || n != 3001 {
+			t.Fatalf("%d lines, %v", n, err)
+		}
+		lines := strings.SplitN(buf.String(), "\n", 3)
+		if lines[0] != c.header || lines[1] != c.first {
+			t.Fatalf("got %q", lines[:2])
+		}
+		res, err := count.Reader(&buf, count.Passengers, 1, 0)
+		if err != nil || !maps.Equal(res.Map(), parquetCounts(t, c.path)) {
+			t.Fatalf("%s: counts of the CSV %v differ from the Parquet's %v (%v)", c.header, res.Map(), parquetCounts(t, c.path), err)
+		}
+	}
+}
+
+// strictReaderAt fails the test on a read the file cannot satisfy: what would be a negative
+// or out-of-range Range header on S3.
+type strictReaderAt struct {
+	t    *testing.T
+	data []byte
+}
+
+func (s strictReaderAt) ReadAt(p []byte, off int64) (int, error) {
+	if off < 0 || off+int64(len(p)) > int64(len(s.data)) {
+		s.t.Fatalf("read of %d bytes at offset %d of a %d-byte file", len(p), off, len(s.data))
+	}
+	return copy(p, s.data[off:]), nil
+}
+
+func smallParquet(t testing.TB) []byte {
 	var buf bytes.Buffer
-	n, err := ParquetCSV(f, st.Size(), &buf, 5)
-	if err != nil || n != 3001 {
-		t.Fatalf("%d lines, %v", n, err)
+	w := parquet.NewGenericWriter[tripDouble](&buf, parquet.MaxRowsPerRowGroup(7))
+	for i := range 20 {
+		d := float64(i % 3)
+		w.Write([]tripDouble{{VendorID: 1, PassengerCount: &d, TripDistance: 2}})
 	}
-	lines := strings.SplitN(buf.String(), "\n", 3)
-	if lines[0] != "VendorID,tpep_pickup_datetime,tpep_dropoff_datetime,passenger_count,trip_distance" || lines[1] != "1,0,60,,1.25" {
-		t.Fatalf("got %q", lines[:2])
+	if err := w.Close(); err != nil {
+		t.Fatal(err)
 	}
-	res, err := count.Reader(&buf, 1, 0)
-	if err != nil || !maps.Equal(res.Map(), parquetCounts(t, path)) {
-		t.Fatalf("counts of the CSV %v differ from the Parquet's %v (%v)", res.Map(), parquetCounts(t, path), err)
+	return buf.Bytes()
+}
+
+func TestParquetCorruptFooter(t *testing.T) {
+	good := smallParquet(t)
+	bigFooter := bytes.Clone(good)
+	binary.LittleEndian.PutUint32(bigFooter[len(good)-8:], uint32(len(good))) // longer than the file
+	for name, data := range map[string][]byte{
+		"footer longer than the file": bigFooter,
+		"too short":                   []byte("PAR1PAR1"),
+		"no magic at the end":         good[:len(good)-1],
+	} {
+		if _, err := ParquetCounts(strictReaderAt{t, data}, int64(len(data)), count.Passengers); !errors.Is(err, ErrCorrupt) {
+			t.Errorf("%s: got %v, want ErrCorrupt", name, err)
+		}
 	}
+}
+
+// FuzzParquet feeds corrupt Parquet files to the reader: it may fail, but never panics nor
+// reads outside the file.
+func FuzzParquet(f *testing.F) {
+	good := smallParquet(f)
+	f.Add(good, uint16(0), byte(0))
+	f.Fuzz(func(t *testing.T, data []byte, at uint16, b byte) {
+		if len(data) > 0 {
+			data = bytes.Clone(data)
+			data[int(at)%len(data)] ^= b
+		}
+		ParquetCounts(strictReaderAt{t, data}, int64(len(data)), count.Passengers)
+		ParquetCSV(strictReaderAt{t, data}, int64(len(data)), io.Discard)
+	})
 }

@@ -1,6 +1,7 @@
 package decode
 
 import (
+	"encoding/binary"
 	"errors"
 	"fmt"
 	"io"
@@ -17,24 +18,28 @@ import (
 // header spells it Passenger_Count).
 const Column = "passenger_count"
 
-// ParquetCounts counts the values of the passenger_count column of the Parquet file in ra.
-// A null is the key "", like an empty CSV field. Numbers are written as a CSV writer would
-// print them, so the keys of Parquet and CSV objects meet: an integral double 1.0 is "1".
-func ParquetCounts(ra io.ReaderAt, size int64) (*count.Counts, error) {
+// ParquetCounts counts the values of column sel of the Parquet file in ra: the column of
+// that name (case-insensitively), or for a field position, the column of that field of the
+// Layout. A null is the key "", like an empty CSV field. Numbers are written as a CSV writer
+// would print them, so the keys of Parquet and CSV objects meet: an integral double 1.0 is
+// "1".
+func ParquetCounts(ra io.ReaderAt, size int64, sel count.Column) (_ *count.Counts, err error) {
+	defer corruptPanic(&err)
 	f, err := open(ra, size)
 	if err != nil {
 		return nil, err
 	}
-	col := -1
-	for _, fl := range f.Schema().Fields() {
-		if strings.EqualFold(fl.Name(), Column) {
-			if leaf, ok := f.Schema().Lookup(fl.Name()); ok {
-				col = leaf.ColumnIndex
-			}
+	names := []string{sel.Name}
+	if sel.Name == "" {
+		if sel.Field < 1 || sel.Field > len(Layout) {
+			return nil, fmt.Errorf("parquet: %w for field %d: Parquet columns are matched to the first %d CSV fields by name; choose one by name",
+				count.ErrNoColumn, sel.Field, len(Layout))
 		}
+		names = Layout[sel.Field-1]
 	}
+	col, _ := column(f, names...)
 	if col < 0 {
-		return nil, fmt.Errorf("parquet: no %s column", Column)
+		return nil, fmt.Errorf("parquet: %w: %s", count.ErrNoColumn, strings.Join(names, " or "))
 	}
 	c := &count.Counts{}
 	buf := make([]parquet.Value, 4096)
@@ -98,47 +103,151 @@ func AppendKey(b []byte, v parquet.Value) []byte {
 	return append(b, v.String()...)
 }
 
+// ErrCorrupt reports a Parquet file whose footer or metadata cannot be right.
+var ErrCorrupt = errors.New("parquet: corrupt file")
+
+// open opens a Parquet file after checking what the reader trusts blindly: the footer
+// length (a wrong one means a read at a negative offset, and an allocation of up to 4 GiB)
+// and every column chunk's byte range. Reads outside [0, size) are refused besides, so a
+// corrupt file never turns into a negative or out-of-range request on S3.
 func open(ra io.ReaderAt, size int64) (*parquet.File, error) {
-	f, err := parquet.OpenFile(ra, size,
+	const magic = 4 // "PAR1" at both ends
+	if size < 2*magic+4 {
+		return nil, fmt.Errorf("%w: %d bytes is too short", ErrCorrupt, size)
+	}
+	var tail [8]byte
+	if _, err := ra.ReadAt(tail[:], size-8); err != nil && !errors.Is(err, io.EOF) {
+		return nil, fmt.Errorf("parquet: %w", err)
+	}
+	if string(tail[4:]) != "PAR1" {
+		return nil, fmt.Errorf("%w: no PAR1 at the end (encrypted or truncated?)", ErrCorrupt)
+	}
+	footer := int64(binary.LittleEndian.Uint32(tail[:4]))
+	dataEnd := size - 8 - footer // the column chunks lie in [magic, dataEnd)
+	if dataEnd < magic {
+		return nil, fmt.Errorf("%w: footer of %d bytes in a %d-byte file", ErrCorrupt, footer, size)
+	}
+	f, err := parquet.OpenFile(bounded{ra, size}, size,
 		// The default 4 KiB reads would be 4 KiB GETs on S3; column chunks are megabytes.
 		parquet.ReadBufferSize(4<<20),
 		parquet.SkipPageIndex(true), parquet.SkipBloomFilters(true))
 	if err != nil {
 		return nil, fmt.Errorf("parquet: %w", err)
 	}
+	for i, rg := range f.Metadata().RowGroups {
+		for j, c := range rg.Columns {
+			m := c.MetaData
+			start := m.DataPageOffset
+			if m.DictionaryPageOffset != 0 {
+				start = min(start, m.DictionaryPageOffset)
+			}
+			if start < magic || m.TotalCompressedSize < 0 || m.TotalCompressedSize > dataEnd-start {
+				return nil, fmt.Errorf("%w: row group %d column %d claims bytes %d+%d of a file whose data ends at %d",
+					ErrCorrupt, i, j, start, m.TotalCompressedSize, dataEnd)
+			}
+		}
+	}
 	return f, nil
 }
 
-// ParquetCSV writes the first n columns of the Parquet file in ra to w as CSV: a header of
+// corruptPanic turns a panic of the Parquet reader into ErrCorrupt: parquet-go trusts
+// parts of the metadata that only a corrupt file gets wrong (a slice bound, a type), and a
+// bad object must fail its key, not the whole node program.
+func corruptPanic(err *error) {
+	if r := recover(); r != nil {
+		*err = fmt.Errorf("%w: %v", ErrCorrupt, r)
+	}
+}
+
+// bounded refuses reads outside the file, whatever the metadata said.
+type bounded struct {
+	ra   io.ReaderAt
+	size int64
+}
+
+func (b bounded) ReadAt(p []byte, off int64) (int, error) {
+	if off < 0 || off > b.size {
+		return 0, fmt.Errorf("%w: read at offset %d of a %d-byte file", ErrCorrupt, off, b.size)
+	}
+	if int64(len(p)) > b.size-off {
+		n, err := b.ra.ReadAt(p[:b.size-off], off)
+		if err == nil {
+			err = io.EOF
+		}
+		return n, err
+	}
+	return b.ra.ReadAt(p, off)
+}
+
+// Layout is the CSV layout's first fields, as countpass counts them (passenger_count is
+// the 4th), with each field's column names across the eras of the data (matched
+// case-insensitively, the first name being the current one). A Parquet file's columns come
+// in an order of their own; they are put in this layout by name.
+var Layout = [][]string{
+	{"VendorID", "vendor_id", "vendor_name"},
+	{"tpep_pickup_datetime", "pickup_datetime", "Trip_Pickup_DateTime"},
+	{"tpep_dropoff_datetime", "dropoff_datetime", "Trip_Dropoff_DateTime"},
+	{Column},
+	{"trip_distance"},
+}
+
+// column returns the index of the leaf column with one of names (case-insensitively), and
+// its name; -1 if there is none.
+func column(f *parquet.File, names ...string) (int, string) {
+	for i, leaf := range f.Schema().Columns() {
+		name := strings.Join(leaf, ".")
+		for _, n := range names {
+			if strings.EqualFold(name, n) {
+				return i, name
+			}
+		}
+	}
+	return -1, ""
+}
+
+// ParquetCSV writes the Parquet file in ra to w as CSV in the Layout's fields: a header of
 // column names, then one line per row, values written as AppendKey does (timestamps stay
-// the integers Parquet stores). It returns the lines written, header included.
-func ParquetCSV(ra io.ReaderAt, size int64, w io.Writer, n int) (int64, error) {
+// the integers Parquet stores). A field whose column the file lacks is empty (and named as
+// in the Layout). It returns the lines written, header included.
+func ParquetCSV(ra io.ReaderAt, size int64, w io.Writer) (_ int64, err error) {
+	defer corruptPanic(&err)
 	f, err := open(ra, size)
 	if err != nil {
 		return 0, err
 	}
+	field := map[int]int{} // column index -> field
 	var line []byte
-	for i, leaf := range f.Schema().Columns()[:min(n, len(f.Schema().Columns()))] {
+	for i, names := range Layout {
+		col, name := column(f, names...)
+		if col < 0 {
+			name = names[0]
+		} else {
+			field[col] = i
+		}
 		if i > 0 {
 			line = append(line, ',')
 		}
-		line = append(line, strings.Join(leaf, ".")...)
+		line = append(line, name...)
 	}
 	if _, err := w.Write(append(line, '\n')); err != nil {
 		return 0, err
 	}
 	lines := int64(1)
 	rows := make([]parquet.Row, 1024)
+	vals := make([]parquet.Value, len(Layout))
 	for _, rg := range f.RowGroups() {
 		rr := rg.Rows()
 		for {
 			k, err := rr.ReadRows(rows)
 			line = line[:0]
 			for _, row := range rows[:k] {
-				for i, v := range row {
-					if v.Column() >= n {
-						break
+				clear(vals) // a null Value: an empty field
+				for _, v := range row {
+					if i, ok := field[v.Column()]; ok {
+						vals[i] = v
 					}
+				}
+				for i, v := range vals {
 					if i > 0 {
 						line = append(line, ',')
 					}

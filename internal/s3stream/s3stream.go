@@ -9,8 +9,11 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"net"
 	"strings"
 	"sync"
+	"sync/atomic"
+	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/s3"
@@ -18,20 +21,48 @@ import (
 	"github.com/aws/smithy-go"
 )
 
-// ParseURL splits s3://bucket/prefix into bucket and prefix (which may be empty).
+// ErrBadURL reports an --src that is not an s3://bucket[/prefix] URL with a valid bucket name.
+var ErrBadURL = errors.New("not an s3://bucket[/prefix] URL")
+
+// ParseURL splits s3://bucket/prefix into bucket and prefix (which may be empty). The
+// bucket must be a valid S3 bucket name, so a typo is a usage error here rather than an
+// AWS error from the first request.
 func ParseURL(s string) (bucket, prefix string, err error) {
 	rest, ok := strings.CutPrefix(s, "s3://")
 	if !ok {
-		return "", "", fmt.Errorf("%q is not an s3://bucket/prefix URL", s)
+		return "", "", fmt.Errorf("%q: %w", s, ErrBadURL)
 	}
 	bucket, prefix, _ = strings.Cut(rest, "/")
 	if bucket == "" {
-		return "", "", fmt.Errorf("%q names no bucket", s)
+		return "", "", fmt.Errorf("%q names no bucket: %w", s, ErrBadURL)
+	}
+	if !validBucket(bucket) {
+		return "", "", fmt.Errorf("%q: bucket %q is not a valid bucket name (3-63 lowercase letters, digits, '.' and '-', starting and ending with a letter or digit): %w",
+			s, bucket, ErrBadURL)
 	}
 	return bucket, prefix, nil
 }
 
-// Object is one S3 object with its size and ETag (the version a read is pinned to).
+// validBucket applies S3's bucket naming rules (general purpose buckets): 3-63 characters
+// of a-z, 0-9, '.' and '-', a letter or digit at both ends, no "..", not an IPv4 address.
+func validBucket(b string) bool {
+	if len(b) < 3 || len(b) > 63 || strings.Contains(b, "..") || net.ParseIP(b) != nil {
+		return false
+	}
+	for i := 0; i < len(b); i++ {
+		c := b[i]
+		alnum := 'a' <= c && c <= 'z' || '0' <= c && c <= '9'
+		if !alnum && (c != '.' && c != '-' || i == 0 || i == len(b)-1) {
+			return false
+		}
+	}
+	return true
+}
+
+// Object is one version of an S3 object: its size, and its ETag, to which every GET of a
+// read is pinned (If-Match), so an object replaced while being read fails the read
+// (ErrChanged) instead of splicing two versions. List and Stat fill both in; an Object
+// with an empty ETag is read unpinned.
 type Object struct {
 	Key  string
 	Size int64
@@ -44,6 +75,9 @@ type Client struct {
 	Bucket   string
 	PartSize int64 // bytes per ranged GET; 0 means DefaultPartSize
 	Streams  int   // ranged GETs in flight per object; 0 means DefaultStreams
+	// StallTimeout bounds how long a GET may go without receiving a byte before it is
+	// abandoned and tried again; 0 means DefaultStallTimeout.
+	StallTimeout time.Duration
 }
 
 const (
@@ -53,6 +87,9 @@ const (
 	// DefaultStreams: S3 gives ~50-100 MB/s per connection; a handful per object fills a
 	// node's link when several objects are read at once.
 	DefaultStreams = 6
+	// DefaultStallTimeout: a healthy S3 sends a part's first byte within a second or two;
+	// a connection silent for this long is stuck (a paused server, a dead path).
+	DefaultStallTimeout = 30 * time.Second
 )
 
 // List returns the objects whose key starts with prefix and contains match, in key order.
@@ -73,10 +110,14 @@ func (c *Client) List(ctx context.Context, prefix, match string) ([]Object, erro
 	return out, nil
 }
 
-// ErrNoSuchKey reports a key that does not exist.
-var ErrNoSuchKey = errors.New("no such key")
+var (
+	// ErrNoSuchKey reports a key that does not exist.
+	ErrNoSuchKey = errors.New("no such key")
+	// ErrChanged reports an object whose ETag is no longer the one the read is pinned to.
+	ErrChanged = errors.New("the object changed while being read: re-run")
+)
 
-// Stat returns the object's size.
+// Stat returns the object's current size and ETag.
 func (c *Client) Stat(ctx context.Context, key string) (Object, error) {
 	h, err := c.S3.HeadObject(ctx, &s3.HeadObjectInput{Bucket: &c.Bucket, Key: &key})
 	if err != nil {
@@ -93,32 +134,81 @@ func (c *Client) err(key string, err error) error {
 	switch {
 	case errors.As(err, &nsk), errors.As(err, &nf):
 		return fmt.Errorf("s3://%s/%s: %w", c.Bucket, key, ErrNoSuchKey)
+	case errors.As(err, &ae) && ae.ErrorCode() == "PreconditionFailed":
+		return fmt.Errorf("s3://%s/%s: %w", c.Bucket, key, ErrChanged)
 	case errors.As(err, &ae):
 		return fmt.Errorf("s3://%s/%s: %s: %s", c.Bucket, key, ae.ErrorCode(), ae.ErrorMessage())
 	}
 	return fmt.Errorf("s3://%s/%s: %w", c.Bucket, key, err)
 }
 
-// get reads bytes [off, off+len(p)) of key into p.
-func (c *Client) get(ctx context.Context, key string, p []byte, off int64) error {
-	rng := fmt.Sprintf("bytes=%d-%d", off, off+int64(len(p))-1)
+// ErrStalled reports a GET that made no progress for the Client's StallTimeout, on every try.
+var ErrStalled = errors.New("S3 stalled: no data")
+
+// get reads bytes [off, off+len(p)) of obj into p. A body cut short or a stall is tried
+// again (the SDK retries requests, not a body); an error response is final.
+func (c *Client) get(ctx context.Context, obj Object, p []byte, off int64) error {
+	const tries = 3
 	var err error
-	for attempt := 0; attempt < 3; attempt++ { // the SDK retries requests, not a body cut short
-		var out *s3.GetObjectOutput
-		out, err = c.S3.GetObject(ctx, &s3.GetObjectInput{Bucket: &c.Bucket, Key: &key, Range: &rng})
-		if err != nil {
-			return c.err(key, err)
-		}
-		_, err = io.ReadFull(out.Body, p)
-		out.Body.Close()
-		if err == nil || ctx.Err() != nil {
+	for range tries {
+		var final bool
+		if final, err = c.getOnce(ctx, obj, p, off); err == nil || final || ctx.Err() != nil {
 			break
 		}
 	}
-	if err != nil {
-		return c.err(key, fmt.Errorf("reading bytes %d-%d: %w", off, off+int64(len(p))-1, err))
+	switch {
+	case err == nil:
+		return nil
+	case errors.Is(err, ErrStalled):
+		err = fmt.Errorf("%w for %v, %d tries", err, c.stallTimeout(), tries)
 	}
-	return nil
+	return c.err(obj.Key, fmt.Errorf("reading bytes %d-%d: %w", off, off+int64(len(p))-1, err))
+}
+
+// getOnce is one GET of bytes [off, off+len(p)), abandoned when no byte has come for the
+// stall timeout. final reports an error response, which another try would not change.
+func (c *Client) getOnce(ctx context.Context, obj Object, p []byte, off int64) (final bool, err error) {
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	var stalled atomic.Bool
+	stall := c.stallTimeout()
+	watchdog := time.AfterFunc(stall, func() { stalled.Store(true); cancel() })
+	defer watchdog.Stop()
+	defer func() {
+		if err != nil && stalled.Load() {
+			final, err = false, ErrStalled
+		}
+	}()
+	rng := fmt.Sprintf("bytes=%d-%d", off, off+int64(len(p))-1)
+	in := &s3.GetObjectInput{Bucket: &c.Bucket, Key: &obj.Key, Range: &rng}
+	if obj.ETag != "" {
+		in.IfMatch = &obj.ETag
+	}
+	out, err := c.S3.GetObject(ctx, in)
+	if err != nil {
+		return true, err
+	}
+	defer out.Body.Close()
+	for n := 0; n < len(p); {
+		watchdog.Reset(stall)
+		m, err := out.Body.Read(p[n:])
+		n += m
+		switch {
+		case n == len(p):
+		case errors.Is(err, io.EOF):
+			return false, io.ErrUnexpectedEOF
+		case err != nil:
+			return false, err
+		}
+	}
+	return false, nil
+}
+
+func (c *Client) stallTimeout() time.Duration {
+	if c.StallTimeout > 0 {
+		return c.StallTimeout
+	}
+	return DefaultStallTimeout
 }
 
 // ReaderAt returns random access to obj (for Parquet, which reads its footer first and
@@ -134,11 +224,14 @@ type readerAt struct {
 }
 
 func (r readerAt) ReadAt(p []byte, off int64) (int, error) {
+	if off < 0 { // never a negative Range header
+		return 0, fmt.Errorf("s3://%s/%s: read at negative offset %d", r.c.Bucket, r.obj.Key, off)
+	}
 	if off >= r.obj.Size {
 		return 0, io.EOF
 	}
 	n := min(int64(len(p)), r.obj.Size-off)
-	if err := r.c.get(r.ctx, r.obj.Key, p[:n], off); err != nil {
+	if err := r.c.get(r.ctx, r.obj, p[:n], off); err != nil {
 		return 0, err
 	}
 	if n < int64(len(p)) {
@@ -189,7 +282,7 @@ func (c *Client) OpenAt(ctx context.Context, obj Object, start int64) io.ReadClo
 			r.wg.Add(1)
 			go func(off int64) {
 				defer r.wg.Done()
-				ch <- result{buf, c.get(ctx, obj.Key, buf, off)}
+				ch <- result{buf, c.get(ctx, obj, buf, off)}
 			}(off)
 		}
 	}()

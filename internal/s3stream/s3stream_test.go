@@ -4,11 +4,22 @@ import (
 	"bytes"
 	"context"
 	"errors"
-	"fmt"
 	"io"
 	"math/rand/v2"
+	"net/http"
+	"net/http/httptest"
+	"net/http/httputil"
+	"net/url"
+	"os"
+	"strings"
+	"sync/atomic"
 	"testing"
+	"time"
 
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/service/s3"
+
+	"ec2kit/internal/awsconf"
 	"ec2kit/internal/cloudtest"
 )
 
@@ -29,8 +40,12 @@ func TestStream(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if fmt.Sprint(objs) != "[{trip data/yellow a.csv 100003} {trip data/yellow-empty 0}]" {
+	if len(objs) != 2 || objs[0].Key != "trip data/yellow a.csv" || objs[0].Size != 100003 || objs[0].ETag == "" ||
+		objs[1].Key != "trip data/yellow-empty" || objs[1].Size != 0 {
 		t.Fatalf("list: %v", objs)
+	}
+	if st, err := c.Stat(ctx, objs[0].Key); err != nil || st != objs[0] {
+		t.Fatalf("stat %v %v, listed %v", st, err, objs[0])
 	}
 	for _, part := range []int64{1000, 99_999, 100_003, 1 << 20} {
 		for _, streams := range []int{1, 3} {
@@ -67,6 +82,38 @@ func TestStream(t *testing.T) {
 	}
 }
 
+// An object replaced part-way through a read fails the read: the parts are never spliced
+// from two versions.
+func TestReplacedMidRead(t *testing.T) {
+	old, replacement := bytes.Repeat([]byte("1"), 100_000), bytes.Repeat([]byte("2"), 100_000)
+	c := newTestBucket(t, map[string][]byte{"k": old})
+	ctx := context.Background()
+	obj, err := c.Stat(ctx, "k")
+	if err != nil {
+		t.Fatal(err)
+	}
+	c.PartSize, c.Streams = 10_000, 1
+	r := c.Open(ctx, obj)
+	defer r.Close()
+	if _, err := io.ReadFull(r, make([]byte, 15_000)); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := c.S3.PutObject(ctx, &s3.PutObjectInput{Bucket: &c.Bucket, Key: aws.String("k"), Body: bytes.NewReader(replacement)}); err != nil {
+		t.Fatal(err)
+	}
+	rest, err := io.ReadAll(r)
+	if !errors.Is(err, ErrChanged) {
+		t.Fatalf("read on after the replacement: %d bytes, %v; want ErrChanged", len(rest), err)
+	}
+	if bytes.IndexByte(rest, '2') >= 0 {
+		t.Fatal("bytes of the new version were delivered")
+	}
+	// ReaderAt is pinned as well.
+	if _, err := c.ReaderAt(ctx, obj).ReadAt(make([]byte, 10), 0); !errors.Is(err, ErrChanged) {
+		t.Fatalf("ReadAt of the old version: %v", err)
+	}
+}
+
 func TestMissing(t *testing.T) {
 	c := newTestBucket(t, nil)
 	ctx := context.Background()
@@ -82,14 +129,17 @@ func TestMissing(t *testing.T) {
 
 func TestParseURL(t *testing.T) {
 	for in, want := range map[string]string{
-		"s3://b": "b|", "s3://b/": "b|", "s3://nyc-tlc/trip data/": "nyc-tlc|trip data/", "b/x": "error", "s3:///x": "error",
+		"s3://bkt": "bkt|", "s3://bkt/": "bkt|", "s3://b": "error", "s3://nyc-tlc/trip data/": "nyc-tlc|trip data/", "b/x": "error", "s3:///x": "error",
+		"s3://Bad_Bucket!/x": "error", "s3://ab": "error", "s3://a..b": "error", "s3://-ab": "error", "s3://ab-": "error",
+		"s3://192.168.1.1/x": "error", "s3://" + strings.Repeat("a", 64): "error", "s3://" + strings.Repeat("a", 63): strings.Repeat("a", 63) + "|",
+		"s3://my.bucket-1/p": "my.bucket-1|p",
 	} {
 		b, p, err := ParseURL(in)
 		got := b + "|" + p
 		if err != nil {
 			got = "error"
 		}
-		if got != want {
+		if got != want || err != nil && !errors.Is(err, ErrBadURL) {
 			t.Errorf("ParseURL(%q) = %s, want %s", in, got, want)
 		}
 	}
@@ -99,4 +149,111 @@ func TestParseURL(t *testing.T) {
 func newTestBucket(t *testing.T, objs map[string][]byte) *Client {
 	s3c, b := cloudtest.Bucket(t, "s3stream", objs)
 	return &Client{S3: s3c, Bucket: b}
+}
+
+// stallProxy forwards requests to the local cloud's S3; while stalled, it sends no byte of
+// a response (holding the connection open, as a paused server does).
+type stallProxy struct {
+	*httptest.Server
+	stalled atomic.Bool
+}
+
+func newStallProxy(t *testing.T) *stallProxy {
+	target := os.Getenv("AWS_ENDPOINT_URL_S3")
+	if target == "" {
+		target = os.Getenv("AWS_ENDPOINT_URL")
+	}
+	u, err := url.Parse(target)
+	if err != nil || target == "" {
+		t.Fatalf("S3 endpoint %q: %v", target, err)
+	}
+	p := &stallProxy{}
+	rp := httputil.NewSingleHostReverseProxy(u) // keeps the Host header, which is signed
+	rp.ModifyResponse = func(r *http.Response) error {
+		r.Body = stallBody{r.Body, p, r.Request.Context()}
+		return nil
+	}
+	p.Server = httptest.NewServer(rp)
+	t.Cleanup(p.Close)
+	return p
+}
+
+type stallBody struct {
+	io.ReadCloser
+	p   *stallProxy
+	ctx context.Context
+}
+
+func (b stallBody) Read(buf []byte) (int, error) {
+	if b.p.stalled.Load() {
+		<-b.ctx.Done() // until the client gives up
+		return 0, b.ctx.Err()
+	}
+	return b.ReadCloser.Read(buf[:min(len(buf), 4096)])
+}
+
+// client is c reaching S3 through the proxy.
+func (p *stallProxy) client(t *testing.T, c *Client) *Client {
+	cfg, err := awsconf.Load(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	s3c := s3.NewFromConfig(cfg, func(o *s3.Options) { o.BaseEndpoint, o.UsePathStyle = aws.String(p.URL), true })
+	return &Client{S3: s3c, Bucket: c.Bucket, PartSize: c.PartSize, Streams: c.Streams, StallTimeout: c.StallTimeout}
+}
+
+// A part that stops arriving is tried again, and after a few tries fails the read with
+// ErrStalled; a cancelled context ends a stalled read at once.
+func TestStall(t *testing.T) {
+	data := randomBytes(200_000)
+	direct := newTestBucket(t, map[string][]byte{"k": data})
+	direct.PartSize, direct.Streams, direct.StallTimeout = 50_000, 2, 300*time.Millisecond
+	p := newStallProxy(t)
+	c := p.client(t, direct)
+	ctx := context.Background()
+	obj, err := c.Stat(ctx, "k")
+	if err != nil {
+		t.Fatal(err)
+	}
+
+	// Stalled for a while mid-read: the stuck parts are fetched again.
+	r := c.Open(ctx, obj)
+	head := make([]byte, 10)
+	if _, err := io.ReadFull(r, head); err != nil {
+		t.Fatal(err)
+	}
+	p.stalled.Store(true)
+	time.AfterFunc(400*time.Millisecond, func() { p.stalled.Store(false) })
+	rest, err := io.ReadAll(r)
+	r.Close()
+	if err != nil || !bytes.Equal(append(head, rest...), data) {
+		t.Fatalf("after a passing stall: %d bytes, %v", len(rest)+len(head), err)
+	}
+
+	// Stalled for good: the read fails, within a few stall timeouts.
+	p.stalled.Store(true)
+	start := time.Now()
+	r = c.Open(ctx, obj)
+	_, err = io.ReadAll(r)
+	r.Close()
+	if !errors.Is(err, ErrStalled) || time.Since(start) > 10*time.Second {
+		t.Fatalf("stalled read: %v after %v", err, time.Since(start))
+	}
+	t.Logf("stalled read failed after %v: %v", time.Since(start).Round(time.Millisecond), err)
+
+	// Cancelled while stalled, with the default 30 s bound: it ends promptly.
+	c.StallTimeout = 0
+	cctx, cancel := context.WithCancel(ctx)
+	time.AfterFunc(200*time.Millisecond, cancel)
+	start = time.Now()
+	r = c.Open(cctx, obj)
+	_, err = io.ReadAll(r)
+	r.Close()
+	if !errors.Is(err, context.Canceled) || time.Since(start) > 3*time.Second {
+		t.Fatalf("cancelled stalled read: %v after %v", err, time.Since(start))
+	}
+	_, err = c.ReaderAt(cctx, obj).ReadAt(make([]byte, 10), 0)
+	if !errors.Is(err, context.Canceled) {
+		t.Fatalf("ReadAt after cancel: %v", err)
+	}
 }
