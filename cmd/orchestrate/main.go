@@ -16,6 +16,8 @@ type args struct {
 	Selectors   []string `arg:"positional" placeholder:"SELECTOR" help:"instance id, Name tag value or key=value tag (several: union; - or a pipe: ids on stdin)"`
 	Src         string   `arg:"--src" default:"s3://nyc-tlc/trip data/" help:"S3 prefix holding the objects"`
 	Match       *string  `arg:"--match" help:"only keys containing this string [default: yellow; for map: every key]"`
+	Field       int      `arg:"--field" placeholder:"N" help:"combined, count: count the Nth comma-separated field, from 1 [default: 4, passenger_count]"`
+	Column      string   `arg:"--column" placeholder:"NAME" help:"combined, count: count the column NAME of each object's header (Parquet: that column)"`
 	Cmd         string   `arg:"--cmd" help:"map: the command each item's bytes stream into (bash -c, in the job's working directory); its stdout is the item's result"`
 	Split       cli.Size `arg:"--split" placeholder:"SIZE" help:"map: cut plain-text objects larger than SIZE (e.g. 64MiB) into line-aligned pieces"`
 	Header      bool     `arg:"--header" help:"map: every piece after an object's first starts with the object's first line"`
@@ -38,6 +40,7 @@ const examples = `  ids=$(ec2-new --num 4 --type i3en.2xlarge)
   orchestrate download $ids && orchestrate count $ids   # the two-step variant
   orchestrate combined $ids --src s3://my-bucket/csv/ --match 2019
   orchestrate combined $ids --force          # redo everything
+  orchestrate combined $ids --column payment_type   # another column, found by name
   orchestrate map $ids --src s3://b/big/ --split 64MiB --header --put classify.py \
       --cmd 'python3 classify.py' --dst s3://b/out/
   merge --cat --header --from s3://b/out/ > out.csv
@@ -76,7 +79,7 @@ func main() {
 		}
 		return orchestrate.Run(ctx, orchestrate.Options{Step: a.Step, Selectors: sels, Src: a.Src, Match: match,
 			Job: a.Job, Input: a.Input, Force: a.Force, Jobs: a.Jobs, Yes: a.Yes, SSH: a.Conn,
-			Cmd: a.Cmd, Split: int64(a.Split), Header: a.Header, Put: a.Put, Dst: a.Dst, Retries: a.Retries,
+			Field: a.Field, Column: a.Column, Cmd: a.Cmd, Split: int64(a.Split), Header: a.Header, Put: a.Put, Dst: a.Dst, Retries: a.Retries,
 			NoSpeculate: a.NoSpeculate})
 	})
 }

@@ -36,6 +36,8 @@ type Options struct {
 	Input     string // count: the download job to read (default: the newest)
 	Force     bool   // redo every item of this job, clearing its earlier results first
 	Jobs      int    // items at once per node; 0 = the node's cores
+	Field     int    // combined, count: the 1-based field to count (0: the 4th)
+	Column    string // combined, count: or the column of this name
 	// map
 	Cmd         string   // the user's command, under bash -c
 	Split       int64    // piece size; 0 keeps objects whole
@@ -82,12 +84,21 @@ func Run(ctx context.Context, o Options) error {
 		if o.Cmd != "" || o.Split != 0 || o.Header || len(o.Put) > 0 || o.Dst != "" {
 			return cli.Errorf(cli.ExitUsage, "--cmd, --split, --header, --put and --dst are for orchestrate map")
 		}
+		if o.Step == nodejob.Download && (o.Field != 0 || o.Column != "") {
+			return cli.Errorf(cli.ExitUsage, "download keeps the first 5 columns; --field and --column are for combined and count")
+		}
+		if o.Field < 0 || o.Field != 0 && o.Column != "" {
+			return cli.Errorf(cli.ExitUsage, "--field N counts from 1, and excludes --column")
+		}
 	case nodejob.Map:
 		if o.Cmd == "" {
 			return cli.WithHint(cli.Errorf(cli.ExitUsage, "orchestrate map needs --cmd"), "e.g. orchestrate map $ids --cmd 'wc -l'")
 		}
 		if o.Split < 0 {
 			return cli.Errorf(cli.ExitUsage, "--split must be positive")
+		}
+		if o.Field != 0 || o.Column != "" {
+			return cli.Errorf(cli.ExitUsage, "--field and --column are for combined and count; map runs --cmd")
 		}
 	default:
 		return cli.Errorf(cli.ExitUsage, "unknown step %q: one of download, count, combined, map", o.Step)
@@ -238,6 +249,7 @@ func (j *job) define(nodes []*node) error {
 	o := j.opts
 	j.spec.Step, j.spec.Src, j.spec.Match = o.Step, o.Src, o.Match
 	j.spec.Cmd, j.spec.Split, j.spec.Header = o.Cmd, o.Split, o.Header
+	j.spec.Field, j.spec.Column = o.Field, o.Column
 	if o.Step == nodejob.Count {
 		in, holder, err := j.countInput(nodes)
 		if err != nil {
@@ -427,6 +439,12 @@ func (j *job) countpassCmd(n *node, jobs int) string {
 		}
 	default:
 		args = append(args, "--keys", "--src", sshx.Quote(j.spec.Src), "--results", j.dir)
+	}
+	if j.opts.Field != 0 {
+		args = append(args, "--field", fmt.Sprint(j.opts.Field))
+	}
+	if j.opts.Column != "" {
+		args = append(args, "--column", sshx.Quote(j.opts.Column))
 	}
 	if j.live {
 		args = append(args, "--progress")
