@@ -173,24 +173,11 @@ func TestExitCodeTable(t *testing.T) {
 	}
 }
 
-// remaining counts processes whose command line contains marker.
-func remaining(marker string) int {
-	n := 0
-	ents, _ := os.ReadDir("/proc")
-	for _, e := range ents {
-		b, err := os.ReadFile("/proc/" + e.Name() + "/cmdline")
-		if err == nil && strings.Contains(string(bytes.ReplaceAll(b, []byte{0}, []byte{' '})), marker) {
-			n++
-		}
-	}
-	return n
-}
-
 func waitGone(t *testing.T, marker string, within time.Duration) {
 	t.Helper()
-	for deadline := time.Now().Add(within); remaining(marker) > 0; {
+	for deadline := time.Now().Add(within); len(sshtest.Running(marker)) > 0; {
 		if time.Now().After(deadline) {
-			t.Fatalf("%d remote process(es) %q still running", remaining(marker), marker)
+			t.Fatalf("%d remote process(es) %q still running", len(sshtest.Running(marker)), marker)
 		}
 		time.Sleep(100 * time.Millisecond)
 	}
@@ -221,7 +208,7 @@ func TestDroppedConnectionKillsRemoteCommand(t *testing.T) {
 		t.Fatal(err)
 	}
 	time.Sleep(500 * time.Millisecond)
-	if remaining("987652") == 0 {
+	if len(sshtest.Running("987652")) == 0 {
 		t.Fatal("command did not start")
 	}
 	c.Close() // no signal: only the watchdog can clean up
