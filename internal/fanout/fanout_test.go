@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"runtime"
 	"strings"
 	"sync"
 	"syscall"
@@ -321,4 +322,71 @@ func TestSpoolFullDisk(t *testing.T) {
 		}
 	}
 	waitGone(t, "987654", 5*time.Second)
+}
+
+// TestGroupedOutputWaitsOnDisk: --group and --coalesce hold what hosts print in files, not
+// in memory, until it is shown; the files are gone at the end.
+func TestGroupedOutputWaitsOnDisk(t *testing.T) {
+	tmp := t.TempDir()
+	t.Setenv("TMPDIR", tmp)
+	const hosts, size = 4, 32 << 20
+	chunk := bytes.Repeat([]byte("0123456789abcde\n"), 1<<16) // 1 MiB of lines
+	for _, mode := range []fanout.Mode{fanout.Grouped, fanout.Coalesced} {
+		stdout := sha256.New()
+		out, _ := fanout.NewOutput(mode, stdout, io.Discard, "")
+		var hs []sshx.Host
+		var ws []io.WriteCloser
+		for i := range hosts {
+			h := sshx.Host{Label: fmt.Sprintf("h%d", i), Target: sshx.Target{ID: fmt.Sprintf("i-%d", i)}}
+			w, e, err := out.Open(h)
+			if err != nil {
+				t.Fatal(err)
+			}
+			e.Close()
+			hs, ws = append(hs, h), append(ws, w)
+		}
+		var before, after runtime.MemStats
+		runtime.GC()
+		runtime.ReadMemStats(&before)
+		for i, w := range ws {
+			for range size / len(chunk) {
+				if _, err := w.Write(chunk); err != nil {
+					t.Fatal(err)
+				}
+			}
+			if i == hosts-1 {
+				w.Write([]byte("odd one out")) // no newline: the block adds one
+			}
+			w.Close()
+		}
+		runtime.GC()
+		runtime.ReadMemStats(&after)
+		if grew := int64(after.HeapInuse) - int64(before.HeapInuse); grew > 8<<20 {
+			t.Errorf("mode %d: %d MiB of output held %d MiB of memory", mode, hosts*size>>20, grew>>20)
+		}
+		for _, h := range hs {
+			out.Done(fanout.Result{Host: h})
+		}
+		out.Close()
+		want := sha256.New()
+		blocks := []string{"h0", "h1", "h2", "h3"}
+		if mode == fanout.Coalesced {
+			blocks = []string{"h0,h1,h2 (3)", "h3"}
+		}
+		for _, head := range blocks {
+			io.WriteString(want, "----------------\n"+head+"\n----------------\n")
+			for range size / len(chunk) {
+				want.Write(chunk)
+			}
+			if head == "h3" {
+				io.WriteString(want, "odd one out\n")
+			}
+		}
+		if !bytes.Equal(stdout.Sum(nil), want.Sum(nil)) {
+			t.Errorf("mode %d: output differs", mode)
+		}
+		if ents, _ := os.ReadDir(tmp); len(ents) != 0 {
+			t.Errorf("mode %d: %d spool entries left behind", mode, len(ents))
+		}
+	}
 }
