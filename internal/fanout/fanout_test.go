@@ -390,3 +390,28 @@ func TestGroupedOutputWaitsOnDisk(t *testing.T) {
 		}
 	}
 }
+
+// TestRebootIsNormal: a command that reboots its host loses its connection to the host's
+// shutdown, which counts as its success; any other command losing it is unreachable.
+func TestRebootIsNormal(t *testing.T) {
+	f := sshtest.Start(t, 2)
+	cfg := f.Config()
+	p := &fanout.Pool{Config: cfg}
+	out, _ := fanout.NewOutput(fanout.Prefixed, io.Discard, io.Discard, "")
+	hs := hostsOf(f)
+	time.AfterFunc(time.Second, f.Hosts[0].Stop) // the host goes down as a reboot takes it
+	// Only host 0 takes long to reboot; the function stands in for the real command.
+	cmd := `reboot() { case $SSH_CONNECTION in *" ` + f.Hosts[0].Target.Addr + ` 22") sleep 30;; esac; }; sudo() { "$@"; }; sudo reboot`
+	start := time.Now()
+	res := fanout.RunCommand(context.Background(), p, hs, fanout.Command{Cmd: cmd}, out)
+	if time.Since(start) > 10*time.Second || fanout.ExitCode(res) != 0 {
+		fanout.Summary(os.Stderr, res)
+		t.Fatalf("a reboot: exit %d after %v", fanout.ExitCode(res), time.Since(start))
+	}
+	time.AfterFunc(time.Second, f.Hosts[1].Stop)
+	out, _ = fanout.NewOutput(fanout.Prefixed, io.Discard, io.Discard, "")
+	res = fanout.RunCommand(context.Background(), p, hs[1:], fanout.Command{Cmd: "sleep 30"}, out)
+	if res[0].Status != fanout.Unreachable {
+		t.Fatalf("a host lost under another command: %v (%v), want unreachable", res[0].Status, res[0].Err)
+	}
+}
