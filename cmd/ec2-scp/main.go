@@ -15,7 +15,9 @@ const examples = `  ec2-scp job.tar.gz :/mnt/ web --yes          # push to every
 A leading ':' marks the remote side. Like cp: a source "dir" lands as DST/dir when DST is a
 directory or ends in '/', else as DST; "dir/" copies the contents. Directories recurse, modes
 and times are kept. A pull always writes one subdirectory per instance; pulling into an
-existing file is a usage error (2). Pushing to more than one host asks first unless --yes.`
+existing file is a usage error (2). Pushing to more than one host asks first unless --yes.
+A pull never writes outside its directory nor through a symbolic link (one the instance
+sent, or one an earlier pull left): such an entry fails that instance's pull, named.`
 
 func main() {
 	var a fleetcmd.CopyArgs

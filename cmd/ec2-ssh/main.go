@@ -17,7 +17,9 @@ const examples = `  ec2-ssh i-0abc i-0def --yes --cmd 'df -h /mnt'
 Each output line is prefixed with its host ("web/i-0abc: ..."). A summary goes to stderr.
 Running on more than one host asks first; without a terminal it needs --yes. Ctrl-C stops
 the remote commands too. Transport failures (unreachable, timed out, host key mismatch, no
-accepted key) exit 3; a non-zero remote exit status exits 1. An unreadable --key exits 7.`
+accepted key) exit 3; a non-zero remote exit status exits 1. An unreadable --key exits 7.
+A command that reboots or powers off its host (reboot, poweroff, halt, shutdown) succeeds
+when the host's shutdown closes its connection.`
 
 func main() {
 	var a fleetcmd.SSHArgs

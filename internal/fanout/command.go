@@ -2,7 +2,12 @@ package fanout
 
 import (
 	"context"
+	"errors"
 	"io"
+	"path"
+	"strings"
+
+	"golang.org/x/crypto/ssh"
 
 	"ec2kit/internal/sshx"
 )
@@ -66,8 +71,32 @@ func runOne(ctx context.Context, h sshx.Host, c *sshx.Conn, cmd Command, out Out
 		return serr
 	default:
 	}
+	if err != nil && shutsDown(cmd.Cmd) && endedByShutdown(err) {
+		err = nil
+	}
 	if err == nil {
 		err = stdout.Close()
 	}
 	return err
+}
+
+// shutsDown reports whether cmd asks the host to reboot or power off: for such a command the
+// host's own shutdown ends the session, which is its expected end and no lost host.
+func shutsDown(cmd string) bool {
+	words := strings.FieldsFunc(cmd, func(r rune) bool { return strings.ContainsRune(" \t\n;&|()`'\"", r) })
+	for _, w := range words {
+		switch path.Base(w) {
+		case "reboot", "poweroff", "halt", "shutdown":
+			return true
+		}
+	}
+	return false
+}
+
+// endedByShutdown tells the ways a shutdown ends a session: the connection closes before an
+// exit status arrives, or the command is killed by a signal.
+func endedByShutdown(err error) bool {
+	var missing *ssh.ExitMissingError
+	var ee *ssh.ExitError
+	return errors.As(err, &missing) || errors.Is(err, io.EOF) || errors.As(err, &ee) && ee.Signal() != ""
 }

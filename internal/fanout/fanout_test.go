@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"runtime"
 	"strings"
 	"sync"
 	"syscall"
@@ -173,24 +174,11 @@ func TestExitCodeTable(t *testing.T) {
 	}
 }
 
-// remaining counts processes whose command line contains marker.
-func remaining(marker string) int {
-	n := 0
-	ents, _ := os.ReadDir("/proc")
-	for _, e := range ents {
-		b, err := os.ReadFile("/proc/" + e.Name() + "/cmdline")
-		if err == nil && strings.Contains(string(bytes.ReplaceAll(b, []byte{0}, []byte{' '})), marker) {
-			n++
-		}
-	}
-	return n
-}
-
 func waitGone(t *testing.T, marker string, within time.Duration) {
 	t.Helper()
-	for deadline := time.Now().Add(within); remaining(marker) > 0; {
+	for deadline := time.Now().Add(within); len(sshtest.Running(marker)) > 0; {
 		if time.Now().After(deadline) {
-			t.Fatalf("%d remote process(es) %q still running", remaining(marker), marker)
+			t.Fatalf("%d remote process(es) %q still running", len(sshtest.Running(marker)), marker)
 		}
 		time.Sleep(100 * time.Millisecond)
 	}
@@ -221,7 +209,7 @@ func TestDroppedConnectionKillsRemoteCommand(t *testing.T) {
 		t.Fatal(err)
 	}
 	time.Sleep(500 * time.Millisecond)
-	if remaining("987652") == 0 {
+	if len(sshtest.Running("987652")) == 0 {
 		t.Fatal("command did not start")
 	}
 	c.Close() // no signal: only the watchdog can clean up
@@ -334,4 +322,96 @@ func TestSpoolFullDisk(t *testing.T) {
 		}
 	}
 	waitGone(t, "987654", 5*time.Second)
+}
+
+// TestGroupedOutputWaitsOnDisk: --group and --coalesce hold what hosts print in files, not
+// in memory, until it is shown; the files are gone at the end.
+func TestGroupedOutputWaitsOnDisk(t *testing.T) {
+	tmp := t.TempDir()
+	t.Setenv("TMPDIR", tmp)
+	const hosts, size = 4, 32 << 20
+	chunk := bytes.Repeat([]byte("0123456789abcde\n"), 1<<16) // 1 MiB of lines
+	for _, mode := range []fanout.Mode{fanout.Grouped, fanout.Coalesced} {
+		stdout := sha256.New()
+		out, _ := fanout.NewOutput(mode, stdout, io.Discard, "")
+		var hs []sshx.Host
+		var ws []io.WriteCloser
+		for i := range hosts {
+			h := sshx.Host{Label: fmt.Sprintf("h%d", i), Target: sshx.Target{ID: fmt.Sprintf("i-%d", i)}}
+			w, e, err := out.Open(h)
+			if err != nil {
+				t.Fatal(err)
+			}
+			e.Close()
+			hs, ws = append(hs, h), append(ws, w)
+		}
+		var before, after runtime.MemStats
+		runtime.GC()
+		runtime.ReadMemStats(&before)
+		for i, w := range ws {
+			for range size / len(chunk) {
+				if _, err := w.Write(chunk); err != nil {
+					t.Fatal(err)
+				}
+			}
+			if i == hosts-1 {
+				w.Write([]byte("odd one out")) // no newline: the block adds one
+			}
+			w.Close()
+		}
+		runtime.GC()
+		runtime.ReadMemStats(&after)
+		if grew := int64(after.HeapInuse) - int64(before.HeapInuse); grew > 8<<20 {
+			t.Errorf("mode %d: %d MiB of output held %d MiB of memory", mode, hosts*size>>20, grew>>20)
+		}
+		for _, h := range hs {
+			out.Done(fanout.Result{Host: h})
+		}
+		out.Close()
+		want := sha256.New()
+		blocks := []string{"h0", "h1", "h2", "h3"}
+		if mode == fanout.Coalesced {
+			blocks = []string{"h0,h1,h2 (3)", "h3"}
+		}
+		for _, head := range blocks {
+			io.WriteString(want, "----------------\n"+head+"\n----------------\n")
+			for range size / len(chunk) {
+				want.Write(chunk)
+			}
+			if head == "h3" {
+				io.WriteString(want, "odd one out\n")
+			}
+		}
+		if !bytes.Equal(stdout.Sum(nil), want.Sum(nil)) {
+			t.Errorf("mode %d: output differs", mode)
+		}
+		if ents, _ := os.ReadDir(tmp); len(ents) != 0 {
+			t.Errorf("mode %d: %d spool entries left behind", mode, len(ents))
+		}
+	}
+}
+
+// TestRebootIsNormal: a command that reboots its host loses its connection to the host's
+// shutdown, which counts as its success; any other command losing it is unreachable.
+func TestRebootIsNormal(t *testing.T) {
+	f := sshtest.Start(t, 2)
+	cfg := f.Config()
+	p := &fanout.Pool{Config: cfg}
+	out, _ := fanout.NewOutput(fanout.Prefixed, io.Discard, io.Discard, "")
+	hs := hostsOf(f)
+	time.AfterFunc(time.Second, f.Hosts[0].Stop) // the host goes down as a reboot takes it
+	// Only host 0 takes long to reboot; the function stands in for the real command.
+	cmd := `reboot() { case $SSH_CONNECTION in *" ` + f.Hosts[0].Target.Addr + ` 22") sleep 30;; esac; }; sudo() { "$@"; }; sudo reboot`
+	start := time.Now()
+	res := fanout.RunCommand(context.Background(), p, hs, fanout.Command{Cmd: cmd}, out)
+	if time.Since(start) > 10*time.Second || fanout.ExitCode(res) != 0 {
+		fanout.Summary(os.Stderr, res)
+		t.Fatalf("a reboot: exit %d after %v", fanout.ExitCode(res), time.Since(start))
+	}
+	time.AfterFunc(time.Second, f.Hosts[1].Stop)
+	out, _ = fanout.NewOutput(fanout.Prefixed, io.Discard, io.Discard, "")
+	res = fanout.RunCommand(context.Background(), p, hs[1:], fanout.Command{Cmd: "sleep 30"}, out)
+	if res[0].Status != fanout.Unreachable {
+		t.Fatalf("a host lost under another command: %v (%v), want unreachable", res[0].Status, res[0].Err)
+	}
 }

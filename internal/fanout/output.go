@@ -2,8 +2,10 @@ package fanout
 
 import (
 	"bytes"
+	"crypto/sha256"
 	"encoding/json"
 	"fmt"
+	"hash"
 	"io"
 	"os"
 	"path/filepath"
@@ -125,23 +127,22 @@ func (j jsonOutput) Done(r Result) {
 func (jsonOutput) Close() error { return nil }
 
 // blocks holds each host's output and prints it as one block per host (Grouped) or per
-// distinct output (Coalesced, like dshbak -c).
+// distinct output (Coalesced, like dshbak -c). Output beyond a little per stream waits in
+// files, so memory stays flat however much the hosts print.
 type blocks struct {
 	stdout, stderr io.Writer
 	coalesce       bool
 	mu             sync.Mutex
 	bufs           map[string]*hostBuf // by instance id
 	order          []*hostBuf
+	dir            string     // the spool directory, made at the first spill
+	print          sync.Mutex // one block at a time: a block takes several writes
 }
 
 type hostBuf struct {
 	label string
-	out   [2]bytes.Buffer // stdout, stderr
+	out   [2]*held // stdout, stderr
 }
-
-type bufCloser struct{ *bytes.Buffer }
-
-func (bufCloser) Close() error { return nil }
 
 func (b *blocks) Open(h sshx.Host) (io.WriteCloser, io.WriteCloser, error) {
 	b.mu.Lock()
@@ -149,10 +150,27 @@ func (b *blocks) Open(h sshx.Host) (io.WriteCloser, io.WriteCloser, error) {
 	if b.bufs == nil {
 		b.bufs = map[string]*hostBuf{}
 	}
-	hb := &hostBuf{label: h.Label}
+	hb := &hostBuf{label: h.Label, out: [2]*held{{b: b}, {b: b}}}
+	if b.coalesce {
+		hb.out[0].sum, hb.out[1].sum = sha256.New(), sha256.New()
+	}
 	b.bufs[h.Target.ID] = hb
 	b.order = append(b.order, hb)
-	return bufCloser{&hb.out[0]}, bufCloser{&hb.out[1]}, nil
+	return hb.out[0], hb.out[1], nil
+}
+
+// spoolDir returns the directory that holds spilled output, made on first use.
+func (b *blocks) spoolDir() (string, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if b.dir == "" {
+		d, err := os.MkdirTemp("", "ec2kit-output-")
+		if err != nil {
+			return "", err
+		}
+		b.dir = d
+	}
+	return b.dir, nil
 }
 
 func (b *blocks) Done(r Result) {
@@ -166,52 +184,143 @@ func (b *blocks) Done(r Result) {
 	if hb == nil {
 		return
 	}
-	writeBlock(b.stdout, []string{hb.label}, hb.out[0].Bytes())
-	writeBlock(b.stderr, []string{hb.label}, hb.out[1].Bytes())
+	b.writeBlock(b.stdout, []string{hb.label}, hb.out[0])
+	b.writeBlock(b.stderr, []string{hb.label}, hb.out[1])
+	hb.out[0].release()
+	hb.out[1].release()
 }
 
 func (b *blocks) Close() error {
+	if b.dir != "" {
+		defer os.RemoveAll(b.dir)
+	}
 	if !b.coalesce {
 		return nil
 	}
 	for stream, w := range []io.Writer{b.stdout, b.stderr} {
-		groups := map[string][]string{}
+		type group struct {
+			labels []string
+			out    *held
+		}
+		groups := map[string]*group{}
 		var keys []string
 		for _, hb := range b.order {
-			out := hb.out[stream].String()
-			if _, ok := groups[out]; !ok {
-				keys = append(keys, out)
+			h := hb.out[stream]
+			k := fmt.Sprintf("%d:%x", h.size, h.sum.Sum(nil))
+			if groups[k] == nil {
+				groups[k] = &group{out: h}
+				keys = append(keys, k)
 			}
-			groups[out] = append(groups[out], hb.label)
+			groups[k].labels = append(groups[k].labels, hb.label)
 		}
 		// Largest group first: the common output, then the odd ones out.
-		sort.SliceStable(keys, func(i, j int) bool { return len(groups[keys[i]]) > len(groups[keys[j]]) })
+		sort.SliceStable(keys, func(i, j int) bool { return len(groups[keys[i]].labels) > len(groups[keys[j]].labels) })
 		for _, k := range keys {
-			sort.Strings(groups[k])
-			writeBlock(w, groups[k], []byte(k))
+			sort.Strings(groups[k].labels)
+			b.writeBlock(w, groups[k].labels, groups[k].out)
 		}
 	}
+	for _, hb := range b.order {
+		hb.out[0].release()
+		hb.out[1].release()
+	}
 	return nil
+}
+
+// spillAt is how much of one stream is held in memory before it moves to a file.
+const spillAt = 16 << 10
+
+// held is one stream of one host: in memory while small, then in a file.
+type held struct {
+	b    *blocks
+	mem  bytes.Buffer
+	f    *os.File
+	size int64
+	last byte
+	sum  hash.Hash // of everything written, for Coalesced
+}
+
+func (h *held) Write(p []byte) (int, error) {
+	if len(p) == 0 {
+		return 0, nil
+	}
+	if h.f == nil && h.mem.Len()+len(p) > spillAt {
+		if err := h.spill(); err != nil {
+			return 0, err
+		}
+	}
+	var err error
+	if h.f != nil {
+		_, err = h.f.Write(p)
+	} else {
+		h.mem.Write(p)
+	}
+	if err != nil {
+		return 0, fmt.Errorf("keeping output on the local disk: %w", err)
+	}
+	if h.sum != nil {
+		h.sum.Write(p)
+	}
+	h.size += int64(len(p))
+	h.last = p[len(p)-1]
+	return len(p), nil
+}
+
+func (h *held) spill() error {
+	dir, err := h.b.spoolDir()
+	if err == nil {
+		h.f, err = os.CreateTemp(dir, "out-")
+	}
+	if err == nil {
+		_, err = h.f.Write(h.mem.Bytes())
+	}
+	if err != nil {
+		return fmt.Errorf("keeping output on the local disk: %w", err)
+	}
+	h.mem = bytes.Buffer{}
+	return nil
+}
+
+// Close is the end of the host's stream; what it held is kept until printed.
+func (*held) Close() error { return nil }
+
+// writeTo copies what h holds to w.
+func (h *held) writeTo(w io.Writer) error {
+	if h.f == nil {
+		_, err := w.Write(h.mem.Bytes())
+		return err
+	}
+	_, err := io.Copy(w, io.NewSectionReader(h.f, 0, h.size))
+	return err
+}
+
+func (h *held) release() {
+	if h.f != nil {
+		h.f.Close()
+		os.Remove(h.f.Name())
+		h.f = nil
+	}
+	h.mem = bytes.Buffer{}
 }
 
 const rule = "----------------\n"
 
 // writeBlock prints output under a header naming its hosts; empty output prints nothing.
-func writeBlock(w io.Writer, labels []string, out []byte) {
-	if len(out) == 0 {
+func (b *blocks) writeBlock(w io.Writer, labels []string, out *held) {
+	if out.size == 0 {
 		return
 	}
-	var b bytes.Buffer
 	head := strings.Join(labels, ",")
 	if len(labels) > 1 {
 		head = fmt.Sprintf("%s (%d)", head, len(labels))
 	}
-	b.WriteString(rule + head + "\n" + rule)
-	b.Write(out)
-	if out[len(out)-1] != '\n' {
-		b.WriteByte('\n')
+	b.print.Lock()
+	defer b.print.Unlock()
+	io.WriteString(w, rule+head+"\n"+rule)
+	out.writeTo(w)
+	if out.last != '\n' {
+		io.WriteString(w, "\n")
 	}
-	w.Write(b.Bytes())
 }
 
 // dirOutput writes each host's stdout and stderr to files named by instance id.

@@ -1,35 +1,15 @@
 package sshx_test
 
 import (
-	"bytes"
 	"os"
 	"os/exec"
-	"strconv"
-	"strings"
 	"syscall"
 	"testing"
 	"time"
 
 	"ec2kit/internal/sshx"
+	"ec2kit/internal/sshx/sshtest"
 )
-
-// running lists the live processes whose command line contains marker (zombies, which have
-// no command line, do not count).
-func running(marker string) []int {
-	var pids []int
-	ents, _ := os.ReadDir("/proc")
-	for _, e := range ents {
-		pid, err := strconv.Atoi(e.Name())
-		if err != nil {
-			continue
-		}
-		b, err := os.ReadFile("/proc/" + e.Name() + "/cmdline")
-		if err == nil && strings.Contains(string(bytes.ReplaceAll(b, []byte{0}, []byte{' '})), marker) {
-			pids = append(pids, pid)
-		}
-	}
-	return pids
-}
 
 // TestWatchdogParentGoneButPidAnswers: the watchdog's parent (sshd, on a host) exits but its
 // pid still answers kill -0, as a reused pid or an unreaped zombie does; the command must
@@ -60,9 +40,9 @@ func TestWatchdogParentGoneButPidAnswers(t *testing.T) {
 		}
 	}
 	tell.Close()
-	for deadline := time.Now().Add(5 * time.Second); len(running(marker)) > 0; time.Sleep(100 * time.Millisecond) {
+	for deadline := time.Now().Add(5 * time.Second); len(sshtest.Running(marker)) > 0; time.Sleep(100 * time.Millisecond) {
 		if time.Now().After(deadline) {
-			for _, pid := range running(marker) {
+			for _, pid := range sshtest.Running(marker) {
 				syscall.Kill(pid, syscall.SIGKILL)
 			}
 			t.Fatal("the command outlived its parent")

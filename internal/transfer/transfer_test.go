@@ -13,6 +13,7 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
 	"golang.org/x/sys/unix"
 
@@ -195,15 +196,12 @@ func TestParse(t *testing.T) {
 	}
 }
 
-// hostileTar makes every `tar` the hosts run print archive instead (bind mounts in the
-// tests' own mount namespace, undone when the test ends): a node that sends what it likes.
-func hostileTar(t *testing.T, archive []byte) {
+// fakeTar makes every `tar` the hosts run this script instead (bind mounts in the tests'
+// own mount namespace, undone when the test ends): a node that does what it likes.
+func fakeTar(t *testing.T, script string) {
 	dir := t.TempDir()
-	data, script := filepath.Join(dir, "archive.tar"), filepath.Join(dir, "tar")
-	if err := os.WriteFile(data, archive, 0o644); err != nil {
-		t.Fatal(err)
-	}
-	if err := os.WriteFile(script, []byte("#!/bin/sh\nexec cat "+sshx.Quote(data)+"\n"), 0o755); err != nil {
+	file := filepath.Join(dir, "tar")
+	if err := os.WriteFile(file, []byte("#!/bin/sh\n"+script+"\n"), 0o755); err != nil {
 		t.Fatal(err)
 	}
 	seen := map[string]bool{}
@@ -213,7 +211,7 @@ func hostileTar(t *testing.T, archive []byte) {
 			continue
 		}
 		seen[real] = true
-		if err := unix.Mount(script, real, "", unix.MS_BIND, ""); err != nil {
+		if err := unix.Mount(file, real, "", unix.MS_BIND, ""); err != nil {
 			t.Fatalf("bind %s: %v", real, err)
 		}
 		t.Cleanup(func() { unix.Unmount(real, unix.MNT_DETACH) })
@@ -256,7 +254,9 @@ func TestPullFromHostileNode(t *testing.T) {
 	}
 	defer c.Close()
 	outside := t.TempDir()
-	hostileTar(t, tarOf(t, [3]string{"results/", "", ""}, [3]string{"results/x", outside, ""}, [3]string{"results/x/evil", "", "pwned"}))
+	archive := filepath.Join(t.TempDir(), "archive.tar")
+	os.WriteFile(archive, tarOf(t, [3]string{"results/", "", ""}, [3]string{"results/x", outside, ""}, [3]string{"results/x/evil", "", "pwned"}), 0o644)
+	fakeTar(t, "exec cat "+sshx.Quote(archive))
 	pull := filepath.Join(t.TempDir(), "pull", f.Hosts[0].Target.ID)
 	err = transfer.Pull(context.Background(), c, "/mnt/results", pull)
 	var ee *transfer.EntryError
@@ -297,5 +297,31 @@ func TestTwoPullsThroughASymlink(t *testing.T) {
 	}
 	if b, err := os.ReadFile(filepath.Join(pull, "link", "file")); err != nil || string(b) != "mine" {
 		t.Fatalf("link/file: %q %v", b, err)
+	}
+}
+
+// TestPullInterrupted: a pull from a node whose tar never answers returns soon after its
+// context ends, and leaves nothing running on the node, though the connection stays open.
+func TestPullInterrupted(t *testing.T) {
+	f := sshtest.Start(t, 1)
+	c, err := sshx.Dial(context.Background(), f.Hosts[0].Target, f.Config())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	fakeTar(t, "exec sleep 987656")
+	ctx, cancel := context.WithCancel(context.Background())
+	time.AfterFunc(time.Second, cancel)
+	start := time.Now()
+	if err := transfer.Pull(ctx, c, "/mnt/results", t.TempDir()); err == nil {
+		t.Fatal("an interrupted pull succeeded")
+	}
+	if took := time.Since(start); took > 3*time.Second {
+		t.Errorf("the pull took %v to end after Ctrl-C at 1s", took)
+	}
+	for deadline := time.Now().Add(3 * time.Second); len(sshtest.Running("sleep 987656")) > 0; time.Sleep(100 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatal("the node's tar is still running")
+		}
 	}
 }
