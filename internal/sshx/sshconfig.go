@@ -282,17 +282,41 @@ func identityFiles(v []string) []string {
 // jumpHost is one bastion connection, shared by every target behind it: one handshake per
 // run instead of one per host, which also keeps under the bastion's MaxStartups.
 type jumpHost struct {
-	ready  chan struct{}
+	ready  chan struct{} // closed once client or err is set
 	client *ssh.Client
 	err    error
+	gone   chan struct{} // closed when client's connection ends
+}
+
+// failed reports whether the connection attempt is over and left no live connection: a
+// bastion that is still booting, or went away, is tried again by the next dial, just as the
+// targets behind it are retried.
+func (j *jumpHost) failed() bool {
+	select {
+	case <-j.ready:
+	default:
+		return false
+	}
+	if j.err != nil {
+		return true
+	}
+	select {
+	case <-j.gone:
+		return true
+	default:
+		return false
+	}
 }
 
 // jumpClient returns the (cached) connection to the last bastion of a ProxyJump chain.
 func (cfg *Config) jumpClient(ctx context.Context, chain string) (*ssh.Client, error) {
 	cfg.jumpMu.Lock()
 	j, ok := cfg.jumps[chain]
+	if ok && j.failed() {
+		ok = false
+	}
 	if !ok {
-		j = &jumpHost{ready: make(chan struct{})}
+		j = &jumpHost{ready: make(chan struct{}), gone: make(chan struct{})}
 		cfg.jumps[chain] = j
 	}
 	cfg.jumpMu.Unlock()
@@ -322,6 +346,7 @@ func (cfg *Config) jumpClient(ctx context.Context, chain string) (*ssh.Client, e
 	}
 	c := &Conn{Client: client, target: Target{ID: id}, done: make(chan struct{})}
 	go c.keepalive(cfg)
+	go func() { client.Wait(); close(j.gone) }()
 	j.client = client
 	return client, nil
 }

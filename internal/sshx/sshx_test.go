@@ -171,3 +171,32 @@ func TestUnreadableKey(t *testing.T) {
 		t.Fatalf("got %v", err)
 	}
 }
+
+// A bastion that is still booting when the wait begins is retried like the target behind
+// it, and one that went away is dialled again, instead of its first failure being kept.
+func TestWaitReadyRetriesALateJumpHost(t *testing.T) {
+	f := sshtest.Start(t, 2)
+	bastion, target := f.Hosts[0], f.Hosts[1].Target
+	conf := f.Dir + "/ssh_config"
+	os.WriteFile(conf, []byte("Host bastion\n  HostName "+bastion.Target.Addr+"\n  User "+bastion.Target.User+
+		"\nHost "+target.ID+"\n  ProxyJump bastion\n"), 0o600)
+	cfg := f.Config()
+	cfg.SSHConfig = conf
+	defer cfg.Close()
+	bastion.Stop()
+	started := make(chan struct{})
+	go func() { time.Sleep(time.Second); bastion.Start(t); close(started) }()
+	ready, err := sshx.WaitReady(context.Background(), []sshx.Target{target}, cfg, 10*time.Second)
+	<-started
+	if len(ready) != 1 || err != nil {
+		t.Fatalf("behind a late bastion: ready %v err %v", ready, err)
+	}
+
+	bastion.Stop()
+	bastion.Start(t)
+	c, err := sshx.DialConn(context.Background(), target, cfg)
+	if err != nil {
+		t.Fatalf("after the bastion restarted: %v", err)
+	}
+	c.Close()
+}
