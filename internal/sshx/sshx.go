@@ -118,7 +118,9 @@ func transportErr(kind Kind, t Target, err error) error {
 	e := &cli.Error{Code: cli.ExitUnreachable, Err: &Error{Kind: kind, Target: t.ID, Err: err}}
 	switch kind {
 	case HostKey:
-		e.Hint = "the host key changed since it was recorded; if " + t.ID + " was really rebuilt, delete its line from " + hostKeysHint()
+		var hk *hostKeyError
+		errors.As(err, &hk)
+		e.Hint = "the host key changed since it was recorded; if " + t.ID + " was really rebuilt, delete its line from " + hk.path
 	case Auth:
 		e.Hint = "pass --key FILE, load the key into ssh-agent, or check the login user (--user)"
 	}

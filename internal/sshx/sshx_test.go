@@ -2,6 +2,7 @@ package sshx_test
 
 import (
 	"context"
+	"errors"
 	"os"
 	"strings"
 	"testing"
@@ -194,9 +195,35 @@ func TestWaitReadyRetriesALateJumpHost(t *testing.T) {
 
 	bastion.Stop()
 	bastion.Start(t)
-	c, err := sshx.DialConn(context.Background(), target, cfg)
-	if err != nil {
+	if _, err := sshx.WaitReady(context.Background(), []sshx.Target{target}, cfg, 10*time.Second); err != nil {
 		t.Fatalf("after the bastion restarted: %v", err)
 	}
-	c.Close()
+}
+
+// A host key that differs from the recorded one will not change by waiting: WaitReady
+// reports it at once, naming the instance and the known_hosts file.
+func TestWaitReadyStopsAtAHostKeyMismatch(t *testing.T) {
+	f := sshtest.Start(t, 1)
+	h := f.Hosts[0]
+	if _, err := sshx.WaitReady(context.Background(), f.Targets(), f.Config(), 5*time.Second); err != nil {
+		t.Fatal(err)
+	}
+	h.Stop()
+	h.NewHostKey(t)
+	h.Start(t)
+	start := time.Now()
+	_, err := sshx.WaitReady(context.Background(), f.Targets(), f.Config(), 20*time.Second)
+	if took := time.Since(start); took > 5*time.Second {
+		t.Errorf("a host key mismatch was retried for %v: %v", took, err)
+	}
+	if k, _ := sshx.KindOf(err); k != sshx.HostKey || cli.CodeOf(err) != cli.ExitUnreachable {
+		t.Fatalf("want a host key error with exit 3, got %v (exit %d)", err, cli.CodeOf(err))
+	}
+	if msg := err.Error(); !strings.Contains(msg, h.Target.ID) || !strings.Contains(msg, f.KnownHosts) || strings.Contains(msg, "within") {
+		t.Errorf("the message must name the instance and %s, and not say it waited: %s", f.KnownHosts, msg)
+	}
+	var ce *cli.Error
+	if !errors.As(err, &ce) || !strings.Contains(ce.Hint, "delete its line from "+f.KnownHosts) {
+		t.Errorf("hint %q does not say which file to edit", ce.Hint)
+	}
 }

@@ -2,7 +2,9 @@ package sshx
 
 import (
 	"context"
+	"errors"
 	"fmt"
+	"slices"
 	"sort"
 	"strings"
 	"sync"
@@ -14,7 +16,8 @@ import (
 // WaitReady dials every target until it completes an SSH handshake (recording its host key
 // on first contact), retrying refused, timed-out and not-yet-authorised attempts for up to
 // maxWait. It returns the targets that became ready, in input order; when some did not, err
-// is an ExitUnreachable error naming them (a host key mismatch is not retried).
+// is an ExitUnreachable error naming them, whose hosts' errors KindOf sees (a host key
+// mismatch is final: it is not retried).
 func WaitReady(ctx context.Context, targets []Target, cfg *Config, maxWait time.Duration) ([]Target, error) {
 	if err := cfg.LoadKeys(); err != nil {
 		return nil, err
@@ -33,20 +36,55 @@ func WaitReady(ctx context.Context, targets []Target, cfg *Config, maxWait time.
 	}
 	wg.Wait()
 	var ready []Target
-	var bad []string
+	var bad hostErrors
+	retried := false
 	for i, t := range targets {
 		if errs[i] == nil {
 			ready = append(ready, t)
-		} else {
-			bad = append(bad, errs[i].Error())
+			continue
+		}
+		bad = append(bad, errs[i])
+		if k, _ := KindOf(errs[i]); k != HostKey {
+			retried = true
 		}
 	}
-	if len(bad) > 0 {
-		sort.Strings(bad)
-		return ready, cli.Errorf(cli.ExitUnreachable, "%d of %d host(s) not ready after %v:\n  %s",
-			len(bad), len(targets), maxWait, strings.Join(bad, "\n  "))
+	if len(bad) == 0 {
+		return ready, nil
 	}
-	return ready, nil
+	within := ""
+	if retried {
+		within = fmt.Sprintf(" within %v", maxWait)
+	}
+	return ready, &cli.Error{Code: cli.ExitUnreachable, Hint: bad.hint(),
+		Err: fmt.Errorf("%d of %d host(s) not ready%s:\n  %w", len(bad), len(targets), within, bad)}
+}
+
+// hostErrors are the failures of several hosts, one per line, sorted; errors.As and KindOf
+// see each of them.
+type hostErrors []error
+
+func (h hostErrors) Error() string {
+	lines := make([]string, len(h))
+	for i, err := range h {
+		lines[i] = err.Error()
+	}
+	sort.Strings(lines)
+	return strings.Join(lines, "\n  ")
+}
+
+func (h hostErrors) Unwrap() []error { return h }
+
+// hint is the advice the failures carry (a host key mismatch names the file to edit), each
+// once.
+func (h hostErrors) hint() string {
+	var hints []string
+	for _, err := range h {
+		var ce *cli.Error
+		if errors.As(err, &ce) && ce.Hint != "" && !slices.Contains(hints, ce.Hint) {
+			hints = append(hints, ce.Hint)
+		}
+	}
+	return strings.Join(hints, "; ")
 }
 
 func waitOne(ctx context.Context, t Target, cfg *Config, sem chan struct{}) error {
