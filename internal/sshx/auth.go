@@ -12,6 +12,7 @@ import (
 	"golang.org/x/crypto/ssh/agent"
 
 	"ec2kit/internal/cli"
+	"ec2kit/internal/sshkey"
 )
 
 // keyring holds every key parsed once per run: parsing (and for RSA, precomputation) per
@@ -39,17 +40,14 @@ func newKeyring(files []string, useAgent bool) (*keyring, error) {
 
 // parseKeyFile parses one private key file, with an ExitLocal error a user can act on.
 func parseKeyFile(path string) (ssh.Signer, error) {
-	b, err := os.ReadFile(path)
-	if err != nil {
-		return nil, cli.Errorf(cli.ExitLocal, "reading key: %v", err)
-	}
-	s, err := ssh.ParsePrivateKey(b)
-	var pe *ssh.PassphraseMissingError
-	if errors.As(err, &pe) {
-		return nil, cli.WithHint(cli.Errorf(cli.ExitLocal, "key %s is encrypted", path), "add it to ssh-agent (ssh-add "+path+")")
-	}
-	if err != nil {
-		return nil, cli.Errorf(cli.ExitLocal, "key %s: %v", path, err)
+	s, err := sshkey.Read(path)
+	switch {
+	case errors.Is(err, sshkey.ErrEncrypted):
+		return nil, cli.WithHint(cli.Errorf(cli.ExitLocal, "key %w", err), "add it to ssh-agent (ssh-add "+path+")")
+	case errors.Is(err, sshkey.ErrUnprotected):
+		return nil, cli.WithHint(cli.Errorf(cli.ExitLocal, "key: %w", err), "chmod 600 "+path)
+	case err != nil:
+		return nil, cli.Errorf(cli.ExitLocal, "reading key: %w", err)
 	}
 	return s, nil
 }

@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"ec2kit/internal/cli"
+	"ec2kit/internal/sshkey"
 	"ec2kit/internal/sshx"
 	"ec2kit/internal/sshx/sshtest"
 )
@@ -225,5 +226,21 @@ func TestWaitReadyStopsAtAHostKeyMismatch(t *testing.T) {
 	var ce *cli.Error
 	if !errors.As(err, &ce) || !strings.Contains(ce.Hint, "delete its line from "+f.KnownHosts) {
 		t.Errorf("hint %q does not say which file to edit", ce.Hint)
+	}
+}
+
+// A private key others can read is refused as OpenSSH refuses it (exit 7), not offered.
+func TestUnprotectedKey(t *testing.T) {
+	key := t.TempDir() + "/key"
+	if _, err := sshkey.Write(key, ""); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Chmod(key, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	cfg := &sshx.Config{KeyFiles: []string{key}, SSHConfig: "none", KnownHosts: t.TempDir() + "/kh"}
+	err := cfg.LoadKeys()
+	if cli.CodeOf(err) != cli.ExitLocal || !errors.Is(err, sshkey.ErrUnprotected) || !strings.Contains(err.Error(), "0644 for "+key) {
+		t.Fatalf("exit %d: %v", cli.CodeOf(err), err)
 	}
 }
