@@ -103,9 +103,8 @@ func Run(name string, fn func(ctx context.Context) error) int {
 	if !errors.Is(err, ErrSilent) {
 		fmt.Fprintf(os.Stderr, "%s: %v\n", name, err)
 	}
-	var e *Error
-	if errors.As(err, &e) && e.Hint != "" {
-		fmt.Fprintf(os.Stderr, "%s: hint: %s\n", name, e.Hint)
+	if hint := HintOf(err); hint != "" {
+		fmt.Fprintf(os.Stderr, "%s: hint: %s\n", name, hint)
 	}
 	return code
 }
