@@ -2,6 +2,9 @@ package sshx
 
 import (
 	"errors"
+	"fmt"
+	"io"
+	"io/fs"
 	"net"
 	"os"
 	"path/filepath"
@@ -21,10 +24,11 @@ type keyring struct {
 	base  []ssh.Signer // --key files, then the agent's keys
 	mu    sync.Mutex
 	extra map[string]ssh.Signer // ssh_config IdentityFile entries, nil when unusable
+	warn  io.Writer
 }
 
-func newKeyring(files []string, useAgent bool) (*keyring, error) {
-	k := &keyring{extra: map[string]ssh.Signer{}}
+func newKeyring(files []string, useAgent bool, warn io.Writer) (*keyring, error) {
+	k := &keyring{extra: map[string]ssh.Signer{}, warn: warn}
 	for _, f := range files {
 		s, err := parseKeyFile(f)
 		if err != nil {
@@ -54,7 +58,7 @@ func parseKeyFile(path string) (ssh.Signer, error) {
 
 // signers returns the keys to offer to one host: its ssh_config IdentityFile entries first
 // (as ssh does), then the shared ones. Unusable IdentityFile entries are skipped, as ssh
-// skips missing ones.
+// skips them: silently when missing, else with a warning (once).
 func (k *keyring) signers(extra []string) ([]ssh.Signer, error) {
 	if len(extra) == 0 {
 		return k.base, nil
@@ -64,7 +68,10 @@ func (k *keyring) signers(extra []string) ([]ssh.Signer, error) {
 	for _, f := range extra {
 		s, ok := k.extra[f]
 		if !ok {
-			s, _ = parseKeyFile(f)
+			var err error
+			if s, err = parseKeyFile(f); err != nil && !errors.Is(err, fs.ErrNotExist) {
+				fmt.Fprintf(k.warn, "%s: warning: ssh config: IdentityFile skipped: %v\n", filepath.Base(os.Args[0]), err)
+			}
 			k.extra[f] = s
 		}
 		if s != nil {

@@ -80,7 +80,7 @@ func (c *Config) LoadKeys() error {
 		if c.conf, c.onceErr = loadSSHConfig(c.SSHConfig, warn); c.onceErr != nil {
 			return
 		}
-		if c.auth, c.onceErr = newKeyring(c.KeyFiles, c.Agent); c.onceErr != nil {
+		if c.auth, c.onceErr = newKeyring(c.KeyFiles, c.Agent, warn); c.onceErr != nil {
 			return
 		}
 		c.hosts, c.onceErr = loadHostKeys(c.KnownHosts, !c.NoRecord)

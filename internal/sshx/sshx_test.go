@@ -244,3 +244,28 @@ func TestUnprotectedKey(t *testing.T) {
 		t.Fatalf("exit %d: %v", cli.CodeOf(err), err)
 	}
 }
+
+// An ssh_config IdentityFile that others can read is skipped with a warning, as ssh skips
+// it, and the other keys still get in.
+func TestUnprotectedIdentityFileIsSkipped(t *testing.T) {
+	f := sshtest.Start(t, 1)
+	key := f.Dir + "/loose_key"
+	if _, err := sshkey.Write(key, ""); err != nil {
+		t.Fatal(err)
+	}
+	os.Chmod(key, 0o644)
+	conf := f.Dir + "/ssh_config"
+	os.WriteFile(conf, []byte("Host *\n  IdentityFile "+key+"\n"), 0o600)
+	cfg := f.Config()
+	cfg.SSHConfig = conf
+	var warn strings.Builder
+	cfg.Warnings = &warn
+	c, err := sshx.Dial(context.Background(), f.Hosts[0].Target, cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	c.Close()
+	if !strings.Contains(warn.String(), "IdentityFile skipped") || !strings.Contains(warn.String(), "UNPROTECTED PRIVATE KEY FILE") {
+		t.Fatalf("warning %q", warn.String())
+	}
+}
