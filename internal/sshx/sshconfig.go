@@ -63,10 +63,9 @@ func warnOnce(w io.Writer, path, msg string) {
 }
 
 // configReader turns an ssh_config file into one the library can evaluate. The library
-// rejects Match lines other than "Match host" and "Match all", and a Match line in any
-// Included file, while OpenSSH accepts them: so Includes are inlined here, Match lines we can
-// evaluate are rewritten as Host lines, and the rest become blocks that match nothing,
-// listed in ignored.
+// fails a whole file, Included ones too, on any Match line but "Match host" and "Match all",
+// which OpenSSH accepts: so Includes are inlined here, Match lines we can evaluate are
+// rewritten as Host lines, and the rest become blocks that match nothing, listed in ignored.
 type configReader struct {
 	home    string
 	ignored []string // "file:line: text"
