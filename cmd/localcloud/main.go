@@ -1,3 +1,5 @@
+//go:build linux
+
 // Command localcloud runs the local cloud: EC2, S3 and SSH hosts on one machine.
 package main
 

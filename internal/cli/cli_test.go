@@ -2,6 +2,7 @@ package cli
 
 import (
 	"errors"
+	"fmt"
 	"strings"
 	"testing"
 )
@@ -13,6 +14,22 @@ func TestCodeOf(t *testing.T) {
 	err := WithHint(Errorf(ExitAWS, "boom"), "log in")
 	if CodeOf(err) != ExitAWS || !strings.Contains(err.Error(), "boom") {
 		t.Fatalf("got %d %v", CodeOf(err), err)
+	}
+}
+
+func TestHintOf(t *testing.T) {
+	inner := WithHint(Errorf(ExitUnreachable, "host key"), "edit known_hosts")
+	for _, err := range []error{
+		inner,
+		Errorf(ExitUnreachable, "2 hosts: %w", inner),
+		errors.Join(errors.New("other"), fmt.Errorf("wrapped: %w", inner)),
+	} {
+		if got := HintOf(err); got != "edit known_hosts" {
+			t.Errorf("HintOf(%v) = %q", err, got)
+		}
+	}
+	if HintOf(errors.New("x")) != "" || HintOf(nil) != "" {
+		t.Error("a hint from nowhere")
 	}
 }
 

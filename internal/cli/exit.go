@@ -71,6 +71,27 @@ func CodeOf(err error) int {
 	return ExitFailed
 }
 
+// HintOf returns the first advice found in err's chain (through wrapped and joined
+// errors), or "".
+func HintOf(err error) string {
+	switch e := err.(type) {
+	case nil:
+		return ""
+	case *Error:
+		if e.Hint != "" {
+			return e.Hint
+		}
+	case interface{ Unwrap() []error }:
+		for _, err := range e.Unwrap() {
+			if h := HintOf(err); h != "" {
+				return h
+			}
+		}
+		return ""
+	}
+	return HintOf(errors.Unwrap(err))
+}
+
 // Worst picks the exit code to report when several outcomes mix: unreachable hosts outrank
 // failed commands, since a missing host means the result is incomplete.
 func Worst(codes ...int) int {

@@ -67,9 +67,31 @@ func Main(args any, description, examples string, fn func(ctx context.Context) e
 
 // Run runs fn with a signal-aware context and turns its error into an exit code, printing
 // it on stderr. Exposed separately so commands with special parsing can share the tail.
+// The first SIGINT or SIGTERM cancels the context, so fn can clean up; a second one exits
+// at once with ExitInterrupted, for when cleaning up takes too long.
 func Run(name string, fn func(ctx context.Context) error) int {
-	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
-	defer stop()
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	finished := make(chan struct{})
+	defer close(finished)
+	sigs := make(chan os.Signal, 2)
+	signal.Notify(sigs, os.Interrupt, syscall.SIGTERM)
+	defer signal.Stop(sigs)
+	go func() {
+		select {
+		case <-sigs:
+		case <-finished:
+			return
+		}
+		cancel()
+		fmt.Fprintf(os.Stderr, "%s: interrupted: stopping (interrupt again to quit at once)\n", name)
+		select {
+		case <-sigs:
+			fmt.Fprintf(os.Stderr, "%s: interrupted again: quitting\n", name)
+			os.Exit(ExitInterrupted)
+		case <-finished:
+		}
+	}()
 	err := fn(ctx)
 	if err == nil {
 		return ExitOK
@@ -81,9 +103,8 @@ func Run(name string, fn func(ctx context.Context) error) int {
 	if !errors.Is(err, ErrSilent) {
 		fmt.Fprintf(os.Stderr, "%s: %v\n", name, err)
 	}
-	var e *Error
-	if errors.As(err, &e) && e.Hint != "" {
-		fmt.Fprintf(os.Stderr, "%s: hint: %s\n", name, e.Hint)
+	if hint := HintOf(err); hint != "" {
+		fmt.Fprintf(os.Stderr, "%s: hint: %s\n", name, hint)
 	}
 	return code
 }

@@ -1,19 +1,16 @@
 package hosts
 
 import (
-	"crypto/ed25519"
-	"crypto/rand"
-	"encoding/pem"
 	"os"
 	"path/filepath"
 	"slices"
+	"strings"
 	"testing"
-
-	"golang.org/x/crypto/ssh"
 
 	"ec2kit/internal/cli"
 	"ec2kit/internal/fleet"
 	"ec2kit/internal/paths"
+	"ec2kit/internal/sshkey"
 )
 
 // isolate points EC2KIT_HOME and HOME at a fresh directory, so neither the user's keys nor
@@ -25,18 +22,10 @@ func isolate(t *testing.T) {
 }
 
 func writeKey(t *testing.T, path string) {
-	_, priv, err := ed25519.GenerateKey(rand.Reader)
-	if err != nil {
-		t.Fatal(err)
-	}
-	b, err := ssh.MarshalPrivateKey(priv, "")
-	if err != nil {
-		t.Fatal(err)
-	}
 	if err := os.MkdirAll(filepath.Dir(path), 0o700); err != nil {
 		t.Fatal(err)
 	}
-	if err := os.WriteFile(path, pem.EncodeToMemory(b), 0o600); err != nil {
+	if _, err := sshkey.Write(path, ""); err != nil {
 		t.Fatal(err)
 	}
 }
@@ -83,6 +72,31 @@ func TestConfigRejectsAnUnreadableKey(t *testing.T) {
 	_, err := Conn{Key: []string{"/nonexistent/key"}}.Config(nil)
 	if got := cli.CodeOf(err); got != cli.ExitLocal {
 		t.Fatalf("exit %d (%v), want %d", got, err, cli.ExitLocal)
+	}
+}
+
+// A key others can read is refused as OpenSSH refuses it, whether given with --key or kept
+// by ec2-new, before any host is touched.
+func TestConfigRefusesAnUnprotectedKey(t *testing.T) {
+	isolate(t)
+	t.Setenv("SSH_AUTH_SOCK", "")
+	own := filepath.Join(t.TempDir(), "own")
+	writeKey(t, own)
+	writeKey(t, paths.KeyFile("kept"))
+	for _, c := range []struct {
+		file string
+		conn Conn
+	}{{own, Conn{Key: []string{own}}}, {paths.KeyFile("kept"), Conn{}}} {
+		if err := os.Chmod(c.file, 0o644); err != nil {
+			t.Fatal(err)
+		}
+		_, err := c.conn.Config([]fleet.Instance{{ID: "i-1", KeyName: "kept"}})
+		if cli.CodeOf(err) != cli.ExitLocal || !strings.Contains(err.Error(), "UNPROTECTED PRIVATE KEY FILE") || !strings.Contains(err.Error(), c.file) {
+			t.Errorf("%s with mode 0644: exit %d, %v; want exit %d naming the file", c.file, cli.CodeOf(err), err, cli.ExitLocal)
+		}
+		if err := os.Chmod(c.file, 0o600); err != nil {
+			t.Fatal(err)
+		}
 	}
 }
 

@@ -2,9 +2,6 @@ package launch
 
 import (
 	"context"
-	"crypto/ed25519"
-	"crypto/rand"
-	"encoding/pem"
 	"errors"
 	"fmt"
 	"os"
@@ -22,6 +19,7 @@ import (
 	"ec2kit/internal/awsconf"
 	"ec2kit/internal/cli"
 	"ec2kit/internal/paths"
+	"ec2kit/internal/sshkey"
 )
 
 // ensureKey returns the name of ec2kit's key pair for this account and region, creating it
@@ -110,34 +108,18 @@ func (l *launcher) ensureKey(ctx context.Context) (string, error) {
 
 // readKey reads a private key file.
 func readKey(file string) (ssh.Signer, error) {
-	b, err := os.ReadFile(file)
+	s, err := sshkey.Read(file)
 	if err != nil {
-		return nil, cli.Errorf(cli.ExitLocal, "reading key: %v", err)
-	}
-	s, err := ssh.ParsePrivateKey(b)
-	if err != nil {
-		return nil, cli.Errorf(cli.ExitLocal, "key %s: %v", file, err)
+		return nil, cli.Errorf(cli.ExitLocal, "reading key: %w", err)
 	}
 	return s, nil
 }
 
 // newKey makes an ed25519 key and writes it in OpenSSH format, mode 0600.
 func newKey(file string) (ssh.Signer, error) {
-	_, priv, err := ed25519.GenerateKey(rand.Reader)
+	s, err := sshkey.Write(file, "ec2kit")
 	if err != nil {
-		return nil, err
+		return nil, cli.Errorf(cli.ExitLocal, "writing key: %w", err)
 	}
-	block, err := ssh.MarshalPrivateKey(priv, "ec2kit")
-	if err != nil {
-		return nil, err
-	}
-	f, err := os.OpenFile(file, os.O_CREATE|os.O_EXCL|os.O_WRONLY, 0o600)
-	if err != nil {
-		return nil, cli.Errorf(cli.ExitLocal, "writing key: %v", err)
-	}
-	if err := errors.Join(pem.Encode(f, block), f.Close()); err != nil {
-		os.Remove(file)
-		return nil, cli.Errorf(cli.ExitLocal, "writing key: %v", err)
-	}
-	return ssh.NewSignerFromKey(priv)
+	return s, nil
 }

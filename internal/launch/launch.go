@@ -19,6 +19,7 @@ import (
 	"ec2kit/internal/awsconf"
 	"ec2kit/internal/cli"
 	"ec2kit/internal/fleet"
+	"ec2kit/internal/hosts"
 )
 
 type launcher struct {
@@ -208,7 +209,7 @@ func (l *launcher) wait(ctx context.Context, ids []string, o Options) error {
 	defer cancel()
 	insts, err := l.fleet.WaitRunning(wctx, ids)
 	if err == nil {
-		_, err = Ready(wctx, insts, o.Private, l.log)
+		_, err = Ready(wctx, insts, hosts.Conn{Private: o.Private}, l.log)
 	}
 	if err != nil && ctx.Err() != nil {
 		return cli.Errorf(cli.ExitInterrupted, "interrupted while waiting")

@@ -19,9 +19,9 @@ import (
 // Ready waits, until ctx's deadline, for every instance to accept SSH (recording its host
 // key on first contact) and, for instances ec2-new launched, to finish its boot script (so
 // /mnt is there). It returns the ready instances in order, and an ExitUnreachable error
-// naming the others. A failed --init script is reported on log but does not count.
-func Ready(ctx context.Context, insts []fleet.Instance, private bool, log io.Writer) ([]fleet.Instance, error) {
-	conn := hosts.Conn{Private: private}
+// naming the others. A failed --init script is reported on log but does not count. conn
+// says how to connect (keys, user, addresses, timeout).
+func Ready(ctx context.Context, insts []fleet.Instance, conn hosts.Conn, log io.Writer) ([]fleet.Instance, error) {
 	cfg, err := conn.Config(insts)
 	if err != nil {
 		return nil, err
@@ -64,7 +64,7 @@ func Ready(ctx context.Context, insts []fleet.Instance, private bool, log io.Wri
 		ready = append(ready, byID[t.ID])
 	}
 	if len(problems) > 0 {
-		return ready, cli.Errorf(cli.ExitUnreachable, "%d of %d instance(s) not ready: %s", len(insts)-len(ready), len(insts), strings.Join(problems, "; "))
+		return ready, cli.WithHint(cli.Errorf(cli.ExitUnreachable, "%d of %d instance(s) not ready: %s", len(insts)-len(ready), len(insts), strings.Join(problems, "; ")), cli.HintOf(err))
 	}
 	return ready, nil
 }
@@ -100,7 +100,7 @@ func waitBoot(ctx context.Context, t sshx.Target, cfg *sshx.Config, log io.Write
 type WaitOptions struct {
 	Selectors []string
 	MaxWait   time.Duration
-	Private   bool
+	Conn      hosts.Conn
 }
 
 // WaitSSH is ec2-wait-ssh: it waits until the selected instances run and accept SSH, prints
@@ -129,7 +129,7 @@ func WaitSSH(ctx context.Context, o WaitOptions) error {
 	if insts, err = c.WaitRunning(wctx, fleet.IDs(insts)); err != nil {
 		return err
 	}
-	ready, err := Ready(wctx, insts, o.Private, os.Stderr)
+	ready, err := Ready(wctx, insts, o.Conn, os.Stderr)
 	for _, in := range ready {
 		fmt.Println(in.ID)
 	}

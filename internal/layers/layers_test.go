@@ -48,6 +48,7 @@ var ranks = map[string]int{
 	"ec2kit/internal/cli":      primitives,
 	"ec2kit/internal/paths":    primitives,
 	"ec2kit/internal/lines":    primitives,
+	"ec2kit/internal/sshkey":   primitives,
 	"ec2kit/internal/nodejob":  primitives,
 	"ec2kit/internal/schedule": primitives,
 	"ec2kit/internal/count":    primitives,

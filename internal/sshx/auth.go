@@ -2,6 +2,9 @@ package sshx
 
 import (
 	"errors"
+	"fmt"
+	"io"
+	"io/fs"
 	"net"
 	"os"
 	"path/filepath"
@@ -12,6 +15,7 @@ import (
 	"golang.org/x/crypto/ssh/agent"
 
 	"ec2kit/internal/cli"
+	"ec2kit/internal/sshkey"
 )
 
 // keyring holds every key parsed once per run: parsing (and for RSA, precomputation) per
@@ -20,10 +24,11 @@ type keyring struct {
 	base  []ssh.Signer // --key files, then the agent's keys
 	mu    sync.Mutex
 	extra map[string]ssh.Signer // ssh_config IdentityFile entries, nil when unusable
+	warn  io.Writer
 }
 
-func newKeyring(files []string, useAgent bool) (*keyring, error) {
-	k := &keyring{extra: map[string]ssh.Signer{}}
+func newKeyring(files []string, useAgent bool, warn io.Writer) (*keyring, error) {
+	k := &keyring{extra: map[string]ssh.Signer{}, warn: warn}
 	for _, f := range files {
 		s, err := parseKeyFile(f)
 		if err != nil {
@@ -39,24 +44,21 @@ func newKeyring(files []string, useAgent bool) (*keyring, error) {
 
 // parseKeyFile parses one private key file, with an ExitLocal error a user can act on.
 func parseKeyFile(path string) (ssh.Signer, error) {
-	b, err := os.ReadFile(path)
-	if err != nil {
-		return nil, cli.Errorf(cli.ExitLocal, "reading key: %v", err)
-	}
-	s, err := ssh.ParsePrivateKey(b)
-	var pe *ssh.PassphraseMissingError
-	if errors.As(err, &pe) {
-		return nil, cli.WithHint(cli.Errorf(cli.ExitLocal, "key %s is encrypted", path), "add it to ssh-agent (ssh-add "+path+")")
-	}
-	if err != nil {
-		return nil, cli.Errorf(cli.ExitLocal, "key %s: %v", path, err)
+	s, err := sshkey.Read(path)
+	switch {
+	case errors.Is(err, sshkey.ErrEncrypted):
+		return nil, cli.WithHint(cli.Errorf(cli.ExitLocal, "key %w", err), "add it to ssh-agent (ssh-add "+path+")")
+	case errors.Is(err, sshkey.ErrUnprotected):
+		return nil, cli.WithHint(cli.Errorf(cli.ExitLocal, "key: %w", err), "chmod 600 "+path)
+	case err != nil:
+		return nil, cli.Errorf(cli.ExitLocal, "reading key: %w", err)
 	}
 	return s, nil
 }
 
 // signers returns the keys to offer to one host: its ssh_config IdentityFile entries first
 // (as ssh does), then the shared ones. Unusable IdentityFile entries are skipped, as ssh
-// skips missing ones.
+// skips them: silently when missing, else with a warning (once).
 func (k *keyring) signers(extra []string) ([]ssh.Signer, error) {
 	if len(extra) == 0 {
 		return k.base, nil
@@ -66,7 +68,10 @@ func (k *keyring) signers(extra []string) ([]ssh.Signer, error) {
 	for _, f := range extra {
 		s, ok := k.extra[f]
 		if !ok {
-			s, _ = parseKeyFile(f)
+			var err error
+			if s, err = parseKeyFile(f); err != nil && !errors.Is(err, fs.ErrNotExist) {
+				fmt.Fprintf(k.warn, "%s: warning: ssh config: IdentityFile skipped: %v\n", filepath.Base(os.Args[0]), err)
+			}
 			k.extra[f] = s
 		}
 		if s != nil {

@@ -23,15 +23,15 @@ type hostKeys struct {
 	learnt map[string]ssh.PublicKey // recorded during this run
 }
 
-// hostKeyError is a host key that differs from the recorded one: never accepted.
-type hostKeyError struct{ err error }
+// hostKeyError is a host key that differs from the recorded one: never accepted. path is
+// the known_hosts file that holds the recorded key.
+type hostKeyError struct {
+	path string
+	err  error
+}
 
 func (e *hostKeyError) Error() string { return e.err.Error() }
 func (e *hostKeyError) Unwrap() error { return e.err }
-
-func hostKeysHint() string {
-	return paths.KnownHosts()
-}
 
 func loadHostKeys(path string, record bool) (*hostKeys, error) {
 	if path == "" {
@@ -66,14 +66,14 @@ func (h *hostKeys) callback(id string) ssh.HostKeyCallback {
 			if string(learnt.Marshal()) == string(k.Marshal()) {
 				return nil
 			}
-			return &hostKeyError{fmt.Errorf("host key for %s changed during this run", id)}
+			return &hostKeyError{h.path, fmt.Errorf("host key for %s changed during this run", id)}
 		}
 		err := h.db.HostKeyCallback()(id, remote, k)
 		switch {
 		case err == nil:
 			return nil
 		case knownhosts.IsHostKeyChanged(err):
-			return &hostKeyError{fmt.Errorf("%s offered a %s host key that does not match %s", knownhosts.Normalize(id), k.Type(), h.path)}
+			return &hostKeyError{h.path, fmt.Errorf("%s offered a %s host key that does not match %s", knownhosts.Normalize(id), k.Type(), h.path)}
 		case knownhosts.IsHostUnknown(err):
 			return h.trust(id, k)
 		}
@@ -87,7 +87,7 @@ func (h *hostKeys) trust(id string, k ssh.PublicKey) error {
 	h.mu.Lock()
 	defer h.mu.Unlock()
 	if prev, ok := h.learnt[id]; ok && string(prev.Marshal()) != string(k.Marshal()) {
-		return &hostKeyError{fmt.Errorf("host key for %s changed during this run", id)}
+		return &hostKeyError{h.path, fmt.Errorf("host key for %s changed during this run", id)}
 	}
 	h.learnt[id] = k
 	if !h.record {

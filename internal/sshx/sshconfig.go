@@ -2,13 +2,17 @@ package sshx
 
 import (
 	"context"
+	"errors"
 	"fmt"
+	"io"
+	"io/fs"
 	"net"
 	"os"
 	"os/user"
 	"path/filepath"
 	"strconv"
 	"strings"
+	"sync"
 
 	"github.com/kevinburke/ssh_config"
 	"golang.org/x/crypto/ssh"
@@ -18,31 +22,182 @@ import (
 // ProxyJump (and HostName for bastions). The library only parses; applying is ours.
 type sshConfig struct{ c *ssh_config.Config }
 
-func loadSSHConfig(path string) (*sshConfig, error) {
+func loadSSHConfig(path string, warn io.Writer) (*sshConfig, error) {
 	explicit := path != ""
+	home, _ := os.UserHomeDir()
 	switch path {
 	case "none":
 		return &sshConfig{}, nil
 	case "":
-		home, err := os.UserHomeDir()
-		if err != nil {
+		if home == "" {
 			return &sshConfig{}, nil
 		}
 		path = filepath.Join(home, ".ssh", "config")
 	}
-	f, err := os.Open(path)
-	if err != nil {
-		if !explicit && os.IsNotExist(err) {
+	r := configReader{home: home}
+	var text strings.Builder
+	if err := r.read(path, 0, false, &text); err != nil {
+		if !explicit && errors.Is(err, fs.ErrNotExist) {
 			return &sshConfig{}, nil
 		}
 		return nil, fmt.Errorf("ssh config: %w", err)
 	}
-	defer f.Close()
-	c, err := ssh_config.Decode(f)
+	if len(r.ignored) > 0 {
+		warnOnce(warn, path, fmt.Sprintf("%s: warning: ssh config: ignoring what ec2kit cannot evaluate (each such block applies to no host):\n  %s\n",
+			filepath.Base(os.Args[0]), strings.Join(r.ignored, "\n  ")))
+	}
+	c, err := ssh_config.Decode(strings.NewReader(text.String()))
 	if err != nil {
 		return nil, fmt.Errorf("ssh config %s: %w", path, err)
 	}
 	return &sshConfig{c}, nil
+}
+
+// warned keeps a run from repeating a config file's warning for every Config it builds.
+var warned sync.Map
+
+func warnOnce(w io.Writer, path, msg string) {
+	if _, dup := warned.LoadOrStore(path, true); !dup {
+		io.WriteString(w, msg)
+	}
+}
+
+// configReader turns an ssh_config file into one the library can evaluate. The library
+// fails a whole file, Included ones too, on any Match line but "Match host" and "Match all",
+// which OpenSSH accepts: so Includes are inlined here, Match lines we can evaluate are
+// rewritten as Host lines, and the rest become blocks that match nothing, listed in ignored.
+type configReader struct {
+	home    string
+	ignored []string // "file:line: text"
+}
+
+// maxIncludeDepth is OpenSSH's limit on nested Includes.
+const maxIncludeDepth = 16
+
+// never is a Host line that matches no host.
+const never = "Host !*"
+
+// read appends path's lines to out. Inside a conditional block (nested), an Included file's
+// own Host and Match blocks would have to match together with the enclosing one, which Host
+// lines cannot say: they are ignored.
+func (r *configReader) read(path string, depth int, nested bool, out *strings.Builder) error {
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return err
+	}
+	header := "Host *" // the block in effect, reopened after an Include
+	for n, line := range strings.Split(string(b), "\n") {
+		where := fmt.Sprintf("%s:%d: %s", path, n+1, strings.TrimSpace(line))
+		key, args := splitConfigLine(line)
+		switch strings.ToLower(key) {
+		case "host", "match":
+			if nested {
+				r.ignored = append(r.ignored, where+" (in a file Included from a conditional block)")
+				line = never
+			} else if strings.EqualFold(key, "match") {
+				line = r.match(args, where)
+			}
+			header = line
+		case "include":
+			if depth >= maxIncludeDepth {
+				return fmt.Errorf("%s:%d: Include nested more than %d deep", path, n+1, maxIncludeDepth)
+			}
+			for _, pat := range args {
+				files, _ := filepath.Glob(r.includePath(pat))
+				for _, f := range files {
+					if err := r.read(f, depth+1, nested || header != "Host *", out); err != nil {
+						r.ignored = append(r.ignored, fmt.Sprintf("%s (%v)", where, err))
+					}
+				}
+			}
+			line = header
+		}
+		out.WriteString(line)
+		out.WriteByte('\n')
+	}
+	return nil
+}
+
+// includePath resolves an Include argument as OpenSSH does for a user's config: ~ is the
+// home directory, and relative paths are relative to ~/.ssh.
+func (r *configReader) includePath(p string) string {
+	p = expandHome(p)
+	if !filepath.IsAbs(p) {
+		p = filepath.Join(r.home, ".ssh", p)
+	}
+	return p
+}
+
+// match rewrites a Match line as a Host line. Evaluated: all, host and originalhost (one of
+// them, as the library matches Host patterns against our aliases), localuser; negations of
+// them. Anything else (exec, user, canonical, final, localnetwork, tagged, address...) makes
+// the block match nothing, with a warning, rather than guessing.
+func (r *configReader) match(args []string, where string) string {
+	var hosts []string
+	matches := true
+	for i := 0; i < len(args); i++ {
+		crit, neg := strings.CutPrefix(strings.ToLower(args[i]), "!")
+		if crit == "all" {
+			matches = matches && !neg
+			continue
+		}
+		if (crit != "host" && crit != "originalhost" && crit != "localuser") || i+1 == len(args) {
+			r.ignored = append(r.ignored, where)
+			return never
+		}
+		i++
+		pats := strings.Split(strings.Trim(args[i], `"`), ",")
+		switch {
+		case crit == "localuser":
+			matches = matches && patternsMatch(pats, localUser()) != neg
+		case hosts != nil || neg && strings.Contains(args[i], "!"):
+			r.ignored = append(r.ignored, where) // an AND of host tests, or a negated negation
+			return never
+		case neg:
+			hosts = []string{"*"}
+			for _, p := range pats {
+				hosts = append(hosts, "!"+p)
+			}
+		default:
+			hosts = pats
+		}
+	}
+	switch {
+	case !matches:
+		return never
+	case hosts == nil:
+		return "Host *"
+	}
+	return "Host " + strings.Join(hosts, " ")
+}
+
+// patternsMatch evaluates an ssh_config pattern list (with ! exceptions) against s.
+func patternsMatch(list []string, s string) bool {
+	h := &ssh_config.Host{}
+	for _, p := range list {
+		pat, err := ssh_config.NewPattern(p)
+		if err != nil {
+			return false
+		}
+		h.Patterns = append(h.Patterns, pat)
+	}
+	return h.Matches(s)
+}
+
+// splitConfigLine splits an ssh_config line into its keyword and arguments ("Key value",
+// "Key=value", "Key = value"); comments and blank lines have no keyword.
+func splitConfigLine(line string) (string, []string) {
+	line = strings.TrimSpace(line)
+	if line == "" || line[0] == '#' {
+		return "", nil
+	}
+	i := strings.IndexAny(line, " \t=")
+	if i < 0 {
+		return line, nil
+	}
+	rest := strings.TrimLeft(line[i:], " \t")
+	rest = strings.TrimPrefix(rest, "=")
+	return line[:i], strings.Fields(rest)
 }
 
 // get returns key's value for the first alias that sets it.
@@ -126,17 +281,41 @@ func identityFiles(v []string) []string {
 // jumpHost is one bastion connection, shared by every target behind it: one handshake per
 // run instead of one per host, which also keeps under the bastion's MaxStartups.
 type jumpHost struct {
-	ready  chan struct{}
+	ready  chan struct{} // closed once client or err is set
 	client *ssh.Client
 	err    error
+	gone   chan struct{} // closed when client's connection ends
+}
+
+// failed reports whether the connection attempt is over and left no live connection: a
+// bastion that is still booting, or went away, is tried again by the next dial, just as the
+// targets behind it are retried.
+func (j *jumpHost) failed() bool {
+	select {
+	case <-j.ready:
+	default:
+		return false
+	}
+	if j.err != nil {
+		return true
+	}
+	select {
+	case <-j.gone:
+		return true
+	default:
+		return false
+	}
 }
 
 // jumpClient returns the (cached) connection to the last bastion of a ProxyJump chain.
 func (cfg *Config) jumpClient(ctx context.Context, chain string) (*ssh.Client, error) {
 	cfg.jumpMu.Lock()
 	j, ok := cfg.jumps[chain]
+	if ok && j.failed() {
+		ok = false
+	}
 	if !ok {
-		j = &jumpHost{ready: make(chan struct{})}
+		j = &jumpHost{ready: make(chan struct{}), gone: make(chan struct{})}
 		cfg.jumps[chain] = j
 	}
 	cfg.jumpMu.Unlock()
@@ -166,6 +345,7 @@ func (cfg *Config) jumpClient(ctx context.Context, chain string) (*ssh.Client, e
 	}
 	c := &Conn{Client: client, target: Target{ID: id}, done: make(chan struct{})}
 	go c.keepalive(cfg)
+	go func() { client.Wait(); close(j.gone) }()
 	j.client = client
 	return client, nil
 }

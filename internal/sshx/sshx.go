@@ -7,7 +7,9 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"net"
+	"os"
 	"strconv"
 	"strings"
 	"sync"
@@ -41,6 +43,7 @@ type Config struct {
 	KnownHosts     string        // known_hosts file (default paths.KnownHosts())
 	SSHConfig      string        // ssh_config file (default ~/.ssh/config; "none" ignores it)
 	NoRecord       bool          // verify known hosts but do not record unknown ones
+	Warnings       io.Writer     // where warnings go (default os.Stderr)
 
 	once    sync.Once
 	onceErr error
@@ -70,10 +73,14 @@ var (
 func (c *Config) LoadKeys() error {
 	c.once.Do(func() {
 		c.jumps = map[string]*jumpHost{}
-		if c.conf, c.onceErr = loadSSHConfig(c.SSHConfig); c.onceErr != nil {
+		warn := c.Warnings
+		if warn == nil {
+			warn = os.Stderr
+		}
+		if c.conf, c.onceErr = loadSSHConfig(c.SSHConfig, warn); c.onceErr != nil {
 			return
 		}
-		if c.auth, c.onceErr = newKeyring(c.KeyFiles, c.Agent); c.onceErr != nil {
+		if c.auth, c.onceErr = newKeyring(c.KeyFiles, c.Agent, warn); c.onceErr != nil {
 			return
 		}
 		c.hosts, c.onceErr = loadHostKeys(c.KnownHosts, !c.NoRecord)
@@ -111,7 +118,9 @@ func transportErr(kind Kind, t Target, err error) error {
 	e := &cli.Error{Code: cli.ExitUnreachable, Err: &Error{Kind: kind, Target: t.ID, Err: err}}
 	switch kind {
 	case HostKey:
-		e.Hint = "the host key changed since it was recorded; if " + t.ID + " was really rebuilt, delete its line from " + hostKeysHint()
+		var hk *hostKeyError
+		errors.As(err, &hk)
+		e.Hint = "the host key changed since it was recorded; if " + t.ID + " was really rebuilt, delete its line from " + hk.path
 	case Auth:
 		e.Hint = "pass --key FILE, load the key into ssh-agent, or check the login user (--user)"
 	}

@@ -2,12 +2,14 @@ package sshx_test
 
 import (
 	"context"
+	"errors"
 	"os"
 	"strings"
 	"testing"
 	"time"
 
 	"ec2kit/internal/cli"
+	"ec2kit/internal/sshkey"
 	"ec2kit/internal/sshx"
 	"ec2kit/internal/sshx/sshtest"
 )
@@ -169,5 +171,101 @@ func TestUnreadableKey(t *testing.T) {
 	cfg := &sshx.Config{KeyFiles: []string{"/nonexistent/key"}, SSHConfig: "none", KnownHosts: t.TempDir() + "/kh"}
 	if err := cfg.LoadKeys(); cli.CodeOf(err) != cli.ExitLocal {
 		t.Fatalf("got %v", err)
+	}
+}
+
+// A bastion that is still booting when the wait begins is retried like the target behind
+// it, and one that went away is dialled again, instead of its first failure being kept.
+func TestWaitReadyRetriesALateJumpHost(t *testing.T) {
+	f := sshtest.Start(t, 2)
+	bastion, target := f.Hosts[0], f.Hosts[1].Target
+	conf := f.Dir + "/ssh_config"
+	os.WriteFile(conf, []byte("Host bastion\n  HostName "+bastion.Target.Addr+"\n  User "+bastion.Target.User+
+		"\nHost "+target.ID+"\n  ProxyJump bastion\n"), 0o600)
+	cfg := f.Config()
+	cfg.SSHConfig = conf
+	defer cfg.Close()
+	bastion.Stop()
+	started := make(chan struct{})
+	go func() { time.Sleep(time.Second); bastion.Start(t); close(started) }()
+	ready, err := sshx.WaitReady(context.Background(), []sshx.Target{target}, cfg, 10*time.Second)
+	<-started
+	if len(ready) != 1 || err != nil {
+		t.Fatalf("behind a late bastion: ready %v err %v", ready, err)
+	}
+
+	bastion.Stop()
+	bastion.Start(t)
+	if _, err := sshx.WaitReady(context.Background(), []sshx.Target{target}, cfg, 10*time.Second); err != nil {
+		t.Fatalf("after the bastion restarted: %v", err)
+	}
+}
+
+// A host key that differs from the recorded one will not change by waiting: WaitReady
+// reports it at once, naming the instance and the known_hosts file.
+func TestWaitReadyStopsAtAHostKeyMismatch(t *testing.T) {
+	f := sshtest.Start(t, 1)
+	h := f.Hosts[0]
+	if _, err := sshx.WaitReady(context.Background(), f.Targets(), f.Config(), 5*time.Second); err != nil {
+		t.Fatal(err)
+	}
+	h.Stop()
+	h.NewHostKey(t)
+	h.Start(t)
+	start := time.Now()
+	_, err := sshx.WaitReady(context.Background(), f.Targets(), f.Config(), 20*time.Second)
+	if took := time.Since(start); took > 5*time.Second {
+		t.Errorf("a host key mismatch was retried for %v: %v", took, err)
+	}
+	if k, _ := sshx.KindOf(err); k != sshx.HostKey || cli.CodeOf(err) != cli.ExitUnreachable {
+		t.Fatalf("want a host key error with exit 3, got %v (exit %d)", err, cli.CodeOf(err))
+	}
+	if msg := err.Error(); !strings.Contains(msg, h.Target.ID) || !strings.Contains(msg, f.KnownHosts) || strings.Contains(msg, "within") {
+		t.Errorf("the message must name the instance and %s, and not say it waited: %s", f.KnownHosts, msg)
+	}
+	var ce *cli.Error
+	if !errors.As(err, &ce) || !strings.Contains(ce.Hint, "delete its line from "+f.KnownHosts) {
+		t.Errorf("hint %q does not say which file to edit", ce.Hint)
+	}
+}
+
+// A private key others can read is refused as OpenSSH refuses it (exit 7), not offered.
+func TestUnprotectedKey(t *testing.T) {
+	key := t.TempDir() + "/key"
+	if _, err := sshkey.Write(key, ""); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Chmod(key, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	cfg := &sshx.Config{KeyFiles: []string{key}, SSHConfig: "none", KnownHosts: t.TempDir() + "/kh"}
+	err := cfg.LoadKeys()
+	if cli.CodeOf(err) != cli.ExitLocal || !errors.Is(err, sshkey.ErrUnprotected) || !strings.Contains(err.Error(), "0644 for "+key) {
+		t.Fatalf("exit %d: %v", cli.CodeOf(err), err)
+	}
+}
+
+// An ssh_config IdentityFile that others can read is skipped with a warning, as ssh skips
+// it, and the other keys still get in.
+func TestUnprotectedIdentityFileIsSkipped(t *testing.T) {
+	f := sshtest.Start(t, 1)
+	key := f.Dir + "/loose_key"
+	if _, err := sshkey.Write(key, ""); err != nil {
+		t.Fatal(err)
+	}
+	os.Chmod(key, 0o644)
+	conf := f.Dir + "/ssh_config"
+	os.WriteFile(conf, []byte("Host *\n  IdentityFile "+key+"\n"), 0o600)
+	cfg := f.Config()
+	cfg.SSHConfig = conf
+	var warn strings.Builder
+	cfg.Warnings = &warn
+	c, err := sshx.Dial(context.Background(), f.Hosts[0].Target, cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	c.Close()
+	if !strings.Contains(warn.String(), "IdentityFile skipped") || !strings.Contains(warn.String(), "UNPROTECTED PRIVATE KEY FILE") {
+		t.Fatalf("warning %q", warn.String())
 	}
 }

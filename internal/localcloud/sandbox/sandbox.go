@@ -5,12 +5,10 @@
 package sandbox
 
 import (
-	"crypto/ed25519"
-	"crypto/rand"
 	"encoding/json"
-	"encoding/pem"
 	"errors"
 	"fmt"
+	"io/fs"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -19,6 +17,8 @@ import (
 	"syscall"
 
 	"golang.org/x/crypto/ssh"
+
+	"ec2kit/internal/sshkey"
 )
 
 // Exit codes of the sandbox's init, telling the supervisor why the host ended.
@@ -150,26 +150,15 @@ func (h *Host) Freeze(freeze bool) error {
 }
 
 func ensureHostKey(dir string) error {
-	priv := filepath.Join(dir, "hostkey")
-	if _, err := os.Stat(priv); err == nil {
+	s, err := sshkey.Read(filepath.Join(dir, "hostkey"))
+	if errors.Is(err, fs.ErrNotExist) {
+		s, err = sshkey.Write(filepath.Join(dir, "hostkey"), "")
+	}
+	if err != nil {
+		return err
+	}
+	if _, err := os.Stat(HostKeyFile(dir)); err == nil {
 		return nil
-	} else if !errors.Is(err, os.ErrNotExist) {
-		return err
 	}
-	pub, key, err := ed25519.GenerateKey(rand.Reader)
-	if err != nil {
-		return err
-	}
-	block, err := ssh.MarshalPrivateKey(key, "")
-	if err != nil {
-		return err
-	}
-	sshPub, err := ssh.NewPublicKey(pub)
-	if err != nil {
-		return err
-	}
-	if err := os.WriteFile(HostKeyFile(dir), ssh.MarshalAuthorizedKey(sshPub), 0o644); err != nil {
-		return err
-	}
-	return os.WriteFile(priv, pem.EncodeToMemory(block), 0o600)
+	return os.WriteFile(HostKeyFile(dir), ssh.MarshalAuthorizedKey(s.PublicKey()), 0o644)
 }

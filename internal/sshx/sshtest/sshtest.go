@@ -4,9 +4,6 @@
 package sshtest
 
 import (
-	"crypto/ed25519"
-	"crypto/rand"
-	"encoding/pem"
 	"fmt"
 	"net"
 	"os"
@@ -21,6 +18,7 @@ import (
 	"golang.org/x/crypto/ssh"
 	"golang.org/x/sys/unix"
 
+	"ec2kit/internal/sshkey"
 	"ec2kit/internal/sshx"
 )
 
@@ -270,22 +268,11 @@ func (h *Host) NewHostKey(t testing.TB) {
 
 func writeKey(t testing.TB, path string) ssh.PublicKey {
 	t.Helper()
-	pub, priv, err := ed25519.GenerateKey(rand.Reader)
+	s, err := sshkey.Write(path, "")
 	if err != nil {
 		t.Fatal(err)
 	}
-	block, err := ssh.MarshalPrivateKey(priv, "")
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := os.WriteFile(path, pem.EncodeToMemory(block), 0o600); err != nil {
-		t.Fatal(err)
-	}
-	sp, err := ssh.NewPublicKey(pub)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return sp
+	return s.PublicKey()
 }
 
 func currentUser() string {
