@@ -62,7 +62,9 @@ func (j *job) session(ctx context.Context, n *node) error {
 		return err
 	}
 	defer s.Close()
-	stop := context.AfterFunc(ctx, func() { s.Close() })
+	// The end of ctx (Ctrl-C) ends countpass: a signal first, then the connection, whose
+	// end the remote watchdog acts on even while countpass waits for a stalled S3.
+	stop := sshx.StopOnDone(ctx, n.conn.Client, s)
 	defer stop()
 	stdin, err := s.StdinPipe()
 	if err != nil {
