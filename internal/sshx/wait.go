@@ -56,7 +56,7 @@ func WaitReady(ctx context.Context, targets []Target, cfg *Config, maxWait time.
 	}
 	within := ""
 	if retried {
-		within = fmt.Sprintf(" within %v", maxWait)
+		within = fmt.Sprintf(" within %v", maxWait.Round(time.Second)) // callers pass what is left of a deadline
 	}
 	return ready, &cli.Error{Code: cli.ExitUnreachable, Hint: bad.hint(),
 		Err: fmt.Errorf("%d of %d host(s) not ready%s:\n  %w", len(bad), len(targets), within, bad)}
@@ -107,6 +107,9 @@ func waitOne(ctx context.Context, t Target, cfg *Config, sem chan struct{}) erro
 			if err == nil {
 				return nil
 			}
+		}
+		if ctx.Err() != nil && last != nil {
+			return last // an attempt cut short by the deadline tells less than the one before
 		}
 		last = err
 		if k, _ := KindOf(err); k == HostKey {
