@@ -34,7 +34,7 @@ func fromS3(ctx context.Context, url string) (Node, *nodejob.Manifest, error) {
 	c := &s3stream.Client{S3: awsconf.S3(cfg), Bucket: bucket}
 	objs, err := c.List(ctx, prefix, "")
 	if err != nil {
-		return Node{}, nil, awsconf.Err("listing", err)
+		return Node{}, nil, awsconf.Err("ListObjectsV2", err)
 	}
 	fsys := &s3FS{ctx: ctx, c: c, prefix: prefix, sizes: map[string]int64{}}
 	for _, o := range objs {

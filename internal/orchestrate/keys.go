@@ -22,7 +22,7 @@ func listObjects(ctx context.Context, bucket, prefix, match string) ([]nodejob.O
 	c := &s3stream.Client{S3: awsconf.S3(cfg), Bucket: bucket}
 	objs, err := c.List(ctx, prefix, match)
 	if err != nil {
-		return nil, nil, awsconf.Err("listing", err)
+		return nil, nil, awsconf.Err("ListObjectsV2", err)
 	}
 	var out []nodejob.Object
 	for _, o := range objs {

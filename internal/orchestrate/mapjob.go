@@ -115,7 +115,7 @@ func (j *job) dstState(ctx context.Context) ([]string, error) {
 	}
 	objs, err := j.dst.List(ctx, j.dstPrefix, "")
 	if err != nil {
-		return nil, awsconf.Err("listing --dst", err)
+		return nil, awsconf.Err("ListObjectsV2 (--dst)", err)
 	}
 	var keep []string
 	for _, o := range objs {

@@ -4,10 +4,13 @@ import (
 	"fmt"
 	"io"
 	"maps"
+	"os"
 	"slices"
 	"strings"
 	"sync"
 	"time"
+
+	"golang.org/x/term"
 
 	"ec2kit/internal/schedule"
 )
@@ -131,9 +134,16 @@ func (p *progress) draw() {
 	if done > 0 {
 		eta = time.Duration(float64(o.TotalBytes-done) / (float64(done) / el) * float64(time.Second)).Round(time.Second).String()
 	}
-	fmt.Fprintf(p.w, "\r\033[Kkeys %d/%d  %s/%s  %s/s  ETA %s  | %s",
+	line := fmt.Sprintf("items %d/%d  %s/%s  %s/s  ETA %s  | %s",
 		len(o.Done)+len(o.Failed), total, human(float64(done)), human(float64(o.TotalBytes)),
 		human(float64(done)/el), eta, strings.Join(nodes, "  "))
+	// A line longer than the terminal wraps, and "\r\033[K" then clears only its last row.
+	if f, ok := p.w.(*os.File); ok {
+		if w, _, err := term.GetSize(int(f.Fd())); err == nil && w > 1 && len(line) >= w {
+			line = line[:w-1]
+		}
+	}
+	fmt.Fprintf(p.w, "\r\033[K%s", line)
 	p.drawn = true
 }
 
