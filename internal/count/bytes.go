@@ -17,24 +17,35 @@ func Bytes(data []byte, col Column, workers int) (*Result, error) {
 	if i < 0 {
 		i = len(data)
 	}
+	if i > MaxLine {
+		return nil, ErrLongLine
+	}
 	if err := res.setHeader(data[:i]); err != nil {
 		return nil, err
 	}
 	need := res.need
 	rows := data[min(i+1, len(data)):]
 	chunks := make(chan []byte, 64)
+	var long error // set before chunks is closed
 	go func() {
+		defer close(chunks)
 		for len(rows) > 0 {
+			// A chunk is BlockSize (≤ MaxLine) bytes and the rest of the line crossing its
+			// end: that line is the only one that can be too long.
 			n := min(BlockSize, len(rows))
+			start := bytes.LastIndexByte(rows[:n], '\n') + 1
+			end := len(rows)
 			if j := bytes.IndexByte(rows[n:], '\n'); j >= 0 {
-				n += j + 1
-			} else {
-				n = len(rows)
+				end = n + j
 			}
+			if end-start > MaxLine {
+				long = ErrLongLine
+				return
+			}
+			n = min(end+1, len(rows))
 			chunks <- rows[:n]
 			rows = rows[n:]
 		}
-		close(chunks)
 	}()
 	var mu sync.Mutex
 	var wg sync.WaitGroup
@@ -54,5 +65,8 @@ func Bytes(data []byte, col Column, workers int) (*Result, error) {
 		}()
 	}
 	wg.Wait()
+	if long != nil {
+		return nil, long
+	}
 	return res, nil
 }

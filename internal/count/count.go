@@ -22,9 +22,11 @@ import (
 	"strings"
 )
 
-// MaxLine bounds the memory a line may take: a line longer than this is an error (one up to
-// a block longer may pass). Taxi rows are ~200 bytes; a megabyte
-// "line" means the input is not the CSV we count (binary data with no newlines).
+// MaxLine bounds the memory a line may take: a line (its bytes before the "\n") longer than
+// this is an error, in every reader alike (stream, mapped file, ReaderAt). Taxi rows are
+// ~200 bytes; a megabyte "line" means the input is not the CSV we count (binary data with
+// no newlines). Blocks are at most MaxLine long, so only a line that crosses a block's
+// boundary can be longer, and only those are measured.
 const MaxLine = 1 << 20
 
 // ErrLongLine reports a line longer than MaxLine.
@@ -399,6 +401,7 @@ func Reader(r io.Reader, col Column, workers, blockSize int) (*Result, error) {
 	if blockSize <= 0 {
 		blockSize = BlockSize
 	}
+	blockSize = min(blockSize, MaxLine)
 	if workers < 1 {
 		workers = 1
 	}
@@ -535,14 +538,17 @@ type Splitter struct {
 	eof   bool
 }
 
-// NewSplitter returns a Splitter reading r in blocks of about size bytes.
-func NewSplitter(r io.Reader, size int) *Splitter { return &Splitter{r: r, size: size} }
+// NewSplitter returns a Splitter reading r in blocks of about size (at most MaxLine) bytes.
+func NewSplitter(r io.Reader, size int) *Splitter {
+	return &Splitter{r: r, size: min(size, MaxLine)}
+}
 
 // Next fills buf (len(buf) ≥ size+MaxLine) and returns the complete lines read, ending with
 // "\n". final is true at the end of the stream; the last block may then end without "\n".
 // Each byte is read and searched once, however long the lines.
 func (s *Splitter) Next(buf []byte) (blk []byte, final bool, err error) {
 	n := copy(buf, s.carry)
+	carried := n
 	start, limit := n, n+s.size // new data goes to buf[start:limit]
 	for {
 		for n < limit && !s.eof {
@@ -557,16 +563,31 @@ func (s *Splitter) Next(buf []byte) (blk []byte, final bool, err error) {
 		}
 		if s.eof {
 			s.carry = s.carry[:0]
-			return buf[:n], true, nil
+			return buf[:n], true, checkLong(buf[:n], carried, true)
 		}
 		if i := bytes.LastIndexByte(buf[start:n], '\n'); i >= 0 {
 			end := start + i + 1
 			s.carry = append(s.carry[:0], buf[end:n]...)
-			return buf[:end], false, nil
+			return buf[:end], false, checkLong(buf[:end], carried, false)
 		}
 		if n > MaxLine { // no line end yet: keep reading, up to the bound
 			return nil, false, ErrLongLine
 		}
 		start, limit = n, min(n+s.size, len(buf))
 	}
+}
+
+// checkLong applies MaxLine to a block whose first carried bytes are the start of a line
+// begun in an earlier read: that first line, and with final the block's last line (which
+// has no "\n"), are the ones that may cross a read; every other line lies within one read of
+// at most MaxLine bytes.
+func checkLong(b []byte, carried int, final bool) error {
+	first := bytes.IndexByte(b[carried:], '\n')
+	switch {
+	case first < 0 && len(b) > MaxLine, first >= 0 && carried+first > MaxLine:
+		return ErrLongLine
+	case final && len(b)-bytes.LastIndexByte(b, '\n')-1 > MaxLine:
+		return ErrLongLine
+	}
+	return nil
 }

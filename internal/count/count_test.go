@@ -295,3 +295,40 @@ func TestColumnByName(t *testing.T) {
 		}
 	}
 }
+
+// Every reader applies one rule: a line of MaxLine bytes is counted, one of MaxLine+1 is
+// ErrLongLine, wherever it lies (header, middle, last line with or without "\n", CRLF).
+func TestLongLineRule(t *testing.T) {
+	rows := strings.Repeat("1,a,b,2,x\n", 5000)
+	long := func(n int) string { return "1,a,b," + strings.Repeat("x", n-6) }
+	for _, n := range []int{MaxLine, MaxLine + 1} {
+		for name, in := range map[string]string{
+			"header":        long(n) + "\n" + rows,
+			"middle":        "h,h,h,h\n" + rows + long(n) + "\n" + rows,
+			"middle crlf":   "h,h,h,h\r\n" + rows + long(n-1) + "\r\n" + rows,
+			"last":          "h,h,h,h\n" + rows + long(n) + "\n",
+			"last, no nl":   "h,h,h,h\n" + rows + long(n),
+			"only line":     long(n),
+			"after a block": "h,h,h,h\n" + strings.Repeat("1,a,b,2,x\n", BlockSize/10+3) + long(n) + "\n" + rows,
+		} {
+			want := error(nil)
+			if n > MaxLine {
+				want = ErrLongLine
+			}
+			for _, block := range []int{0, 4096} {
+				for _, w := range []int{1, 2} {
+					_, err := Reader(strings.NewReader(in), Passengers, w, block)
+					_, aerr := ReaderAt(strings.NewReader(in), int64(len(in)), Passengers, w, block)
+					_, berr := Bytes([]byte(in), Passengers, w)
+					if err != want || aerr != want || berr != want {
+						t.Fatalf("%s, a %d-byte line, block %d, workers %d: Reader %v, ReaderAt %v, Bytes %v; want %v",
+							name, n, block, w, err, aerr, berr, want)
+					}
+				}
+			}
+			if want == nil {
+				check(t, []byte(in), 2, 0)
+			}
+		}
+	}
+}

@@ -16,7 +16,7 @@ func ReaderAt(ra io.ReaderAt, size int64, col Column, workers, blockSize int) (*
 	if blockSize <= 0 {
 		blockSize = BlockSize
 	}
-	bs := int64(blockSize)
+	bs := int64(min(blockSize, MaxLine)) // so only a line crossing a block's end can be long
 	res := &Result{Bytes: size, col: col}
 	// The header is the first line; block 0 starts after it.
 	head := make([]byte, min(size, MaxLine+1))
@@ -29,6 +29,9 @@ func ReaderAt(ra io.ReaderAt, size int64, col Column, workers, blockSize int) (*
 		return nil, ErrLongLine
 	case i < 0:
 		i = len(head)
+	}
+	if i > MaxLine {
+		return nil, ErrLongLine
 	}
 	if size > 0 {
 		if err := res.setHeader(head[:i]); err != nil {
@@ -111,6 +114,14 @@ func (c *Counts) block(ra io.ReaderAt, size, off, bs, first int64, need int, buf
 		}
 		if a >= e {
 			return nil
+		}
+		// That last line is the one that may be too long.
+		ls, le := bytes.LastIndexByte(b[:endOff], '\n')+1, e
+		if b[le-1] == '\n' {
+			le--
+		}
+		if le-ls > MaxLine {
+			return ErrLongLine
 		}
 		if rest := c.lines(b[a:e], need); len(rest) > 0 {
 			c.line(rest, need)

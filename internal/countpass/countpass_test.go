@@ -448,3 +448,20 @@ func TestKeysColumn(t *testing.T) {
 		}
 	}
 }
+
+// A file and the same bytes on stdin follow one rule: a 10 MB line is refused by both.
+func TestLongLineFileAndStdin(t *testing.T) {
+	in := append(taxi(taxigen.Era2015, 100_000, 1), bytes.Repeat([]byte("x"), 10<<20)...)
+	in = append(in, "\n1,a,b,1,x\n"...)
+	path := filepath.Join(t.TempDir(), "long.csv")
+	os.WriteFile(path, in, 0o644)
+	for _, c := range []struct {
+		files []string
+		stdin []byte
+	}{{[]string{path}, nil}, {nil, in}, {nil, gzipped(in)}} {
+		err := Run(context.Background(), Options{Files: c.files}, bytes.NewReader(c.stdin), io.Discard)
+		if !errors.Is(err, count.ErrLongLine) || cli.CodeOf(err) != cli.ExitData {
+			t.Errorf("files %v, %d bytes on stdin: %v", c.files, len(c.stdin), err)
+		}
+	}
+}
