@@ -1,7 +1,8 @@
 // Package decode turns an object's bytes into what countpass counts: it tells gzip, zstd,
 // Parquet and plain CSV apart by their first bytes (names lie: a ".csv" key may hold gzip),
-// decompresses CSV streams, checks that a stream looks like CSV text, and counts the
-// passenger_count column of Parquet files.
+// decompresses CSV streams, checks that a stream looks like CSV text, and counts a column
+// of Parquet files (passenger_count by default) or writes them as CSV in the layout of the
+// CSV objects.
 package decode
 
 import (
