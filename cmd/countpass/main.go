@@ -30,7 +30,7 @@ type args struct {
 	PartMiB    int64    `arg:"--part-mib" default:"8" help:"size of each ranged GET, MiB"`
 	Progress   bool     `arg:"--progress" help:"print progress lines (source bytes read) once a second per key"`
 	Hold       string   `arg:"--hold" placeholder:"DIR" help:"take the lock of job directory DIR, print locked (or busy), keep it until stdin ends"`
-	Field      int      `arg:"--field" placeholder:"N" help:"count the Nth comma-separated field, from 1 (Parquet: the column standing in for it, among the first 5) [default: 4]"`
+	Field      *int     `arg:"--field" placeholder:"N" help:"count the Nth comma-separated field, from 1 (Parquet: the column standing in for it, among the first 5) [default: 4]"`
 	Column     string   `arg:"--column" placeholder:"NAME" help:"count the column NAME of each object's header, case-insensitively (Parquet: the column NAME)"`
 }
 
@@ -47,12 +47,18 @@ func main() {
 	var a args
 	cli.Main(&a, "countpass: count rows by one CSV field (the 4th, passenger_count, by default); keys on stdin, results per key",
 		examples, func(ctx context.Context) error {
+			field := 0
+			if a.Field != nil {
+				if field = *a.Field; field < 1 {
+					return cli.Errorf(cli.ExitUsage, "--field %d: give a field number, from 1", field)
+				}
+			}
 			return countpass.Run(ctx, countpass.Options{
 				Files: a.Files, Keys: a.Keys, Download: a.Download, CountFiles: a.CountFiles,
 				Src: a.Src, Results: a.Results, Data: a.Data, Jobs: a.Jobs, Streams: a.Streams,
 				PartSize: a.PartMiB << 20, Progress: a.Progress, Hold: a.Hold,
 				Map: a.Map, Cmd: a.Cmd, Work: a.Work, Node: a.Node, Dst: a.Dst, Header: a.Header,
-				Field: a.Field, Column: a.Column,
+				Field: field, Column: a.Column,
 			}, os.Stdin, os.Stdout)
 		})
 }
