@@ -13,6 +13,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/ec2"
 	"github.com/aws/aws-sdk-go-v2/service/ec2/types"
+	"github.com/aws/aws-sdk-go-v2/service/servicequotas"
 	"github.com/aws/aws-sdk-go-v2/service/ssm"
 	"github.com/aws/aws-sdk-go-v2/service/sts"
 
@@ -25,6 +26,7 @@ type launcher struct {
 	ec2    *ec2.Client
 	ssm    *ssm.Client
 	sts    *sts.Client
+	quotas *servicequotas.Client
 	fleet  *fleet.Client
 	region string
 	log    io.Writer // stderr: what is happening
@@ -32,7 +34,8 @@ type launcher struct {
 
 func newLauncher(cfg aws.Config, log io.Writer) *launcher {
 	f := fleet.FromConfig(cfg)
-	return &launcher{ec2: f.EC2, ssm: ssm.NewFromConfig(cfg), sts: sts.NewFromConfig(cfg), fleet: f, region: cfg.Region, log: log}
+	return &launcher{ec2: f.EC2, ssm: ssm.NewFromConfig(cfg), sts: sts.NewFromConfig(cfg), quotas: servicequotas.NewFromConfig(cfg, func(o *servicequotas.Options) { o.RetryMaxAttempts = 2 }),
+		fleet: f, region: cfg.Region, log: log}
 }
 
 // Run is ec2-new: the ids on stdout once every instance is ready, talk on stderr.
@@ -56,8 +59,14 @@ func Run(ctx context.Context, o Options) error {
 // failure after RunInstances, an interrupt included, terminates every instance this run
 // launched before returning.
 func (l *launcher) launch(ctx context.Context, o Options, tags map[string]string, out io.Writer) (err error) {
-	arch, err := l.arch(ctx, o.Type)
+	if err := l.checkName(ctx, o); err != nil {
+		return err
+	}
+	arch, vcpus, err := l.instanceType(ctx, o.Type)
 	if err != nil {
+		return err
+	}
+	if err := l.checkQuota(ctx, o, vcpus); err != nil {
 		return err
 	}
 	img, err := l.findImage(ctx, o.AMI, arch)
@@ -79,7 +88,7 @@ func (l *launcher) launch(ctx context.Context, o Options, tags map[string]string
 	if err != nil {
 		return err
 	}
-	userData, err := UserData(img.User, o.Init, o.TTL)
+	userData, err := UserData(img.User, o.Init, o.ttl())
 	if err != nil {
 		return err
 	}
@@ -111,23 +120,31 @@ func (l *launcher) launch(ctx context.Context, o Options, tags map[string]string
 	return nil
 }
 
-// arch checks the instance type (one call) and picks the image architecture it runs.
-func (l *launcher) arch(ctx context.Context, instanceType string) (string, error) {
+// instanceType checks the instance type (one call): the image architecture it runs, and its
+// vCPUs (0 when not told).
+func (l *launcher) instanceType(ctx context.Context, instanceType string) (arch string, vcpus int, err error) {
 	out, err := l.ec2.DescribeInstanceTypes(ctx, &ec2.DescribeInstanceTypesInput{InstanceTypes: []types.InstanceType{types.InstanceType(instanceType)}})
 	if apiCode(err) == "InvalidInstanceType" {
-		return "", cli.Errorf(cli.ExitUsage, "unknown instance type %s", instanceType)
+		return "", 0, cli.Errorf(cli.ExitUsage, "unknown instance type %s", instanceType)
 	}
 	if err != nil {
-		return "", awsconf.Err("DescribeInstanceTypes", err)
+		return "", 0, awsconf.Err("DescribeInstanceTypes", err)
 	}
-	if len(out.InstanceTypes) == 0 || out.InstanceTypes[0].ProcessorInfo == nil {
-		return "x86_64", nil
+	if len(out.InstanceTypes) == 0 {
+		return "x86_64", 0, nil
 	}
-	archs := out.InstanceTypes[0].ProcessorInfo.SupportedArchitectures
-	if len(archs) > 0 && !slices.Contains(archs, types.ArchitectureTypeX8664) && slices.Contains(archs, types.ArchitectureTypeArm64) {
-		return "arm64", nil
+	it := out.InstanceTypes[0]
+	if it.VCpuInfo != nil {
+		vcpus = int(aws.ToInt32(it.VCpuInfo.DefaultVCpus))
 	}
-	return "x86_64", nil
+	arch = "x86_64"
+	if it.ProcessorInfo != nil {
+		archs := it.ProcessorInfo.SupportedArchitectures
+		if len(archs) > 0 && !slices.Contains(archs, types.ArchitectureTypeX8664) && slices.Contains(archs, types.ArchitectureTypeArm64) {
+			arch = "arm64"
+		}
+	}
+	return arch, vcpus, nil
 }
 
 // runInput is the one RunInstances request for the whole fleet (subnet set per attempt).
@@ -159,8 +176,11 @@ func runInput(o Options, img image, key, group, userData string, tags map[string
 			SpotOptions: &types.SpotMarketOptions{SpotInstanceType: types.SpotInstanceTypeOneTime,
 				InstanceInterruptionBehavior: types.InstanceInterruptionBehaviorTerminate}}
 	}
-	if o.TTL > 0 {
-		in.InstanceInitiatedShutdownBehavior = types.ShutdownBehaviorTerminate
+	// A powered-off fleet member is ended, not kept as a stopped instance (a bill for EBS,
+	// and an instance-store disk lost anyway), unless --shutdown stop asks for that.
+	in.InstanceInitiatedShutdownBehavior = types.ShutdownBehaviorTerminate
+	if o.Shutdown == ShutdownStop {
+		in.InstanceInitiatedShutdownBehavior = types.ShutdownBehaviorStop
 	}
 	if o.Profile != "" {
 		in.IamInstanceProfile = &types.IamInstanceProfileSpecification{Name: aws.String(o.Profile)}
@@ -208,7 +228,7 @@ func (l *launcher) wait(ctx context.Context, ids []string, o Options) error {
 	defer cancel()
 	insts, err := l.fleet.WaitRunning(wctx, ids)
 	if err == nil {
-		_, err = Ready(wctx, insts, o.Private, l.log)
+		_, err = Ready(wctx, insts, o.Private, !o.InitOkFail, l.log)
 	}
 	if err != nil && ctx.Err() != nil {
 		return cli.Errorf(cli.ExitInterrupted, "interrupted while waiting")
@@ -241,7 +261,7 @@ func (l *launcher) abort(ctx context.Context, token string, ids []string, cause 
 	var err error
 	for try := 0; try < 5; try++ {
 		// Instances just launched may not be visible to TerminateInstances yet.
-		if err = l.fleet.Terminate(ctx, targets); err == nil || !strings.Contains(err.Error(), "NotFound") {
+		if err = l.fleet.Terminate(ctx, targets); apiCode(err) != "InvalidInstanceID.NotFound" {
 			break
 		}
 		time.Sleep(time.Second)
