@@ -25,7 +25,7 @@ type args struct {
 	TTL      *time.Duration `arg:"--ttl" help:"the instances power off after this long (at least 1m, rounded up to whole minutes; kept across reboots), for example 2h"`
 	Shutdown string         `arg:"--shutdown" default:"terminate" placeholder:"terminate|stop" help:"what a poweroff on an instance does (--ttl, or sudo poweroff)"`
 	Join     bool           `arg:"--join" help:"add the instances to an existing fleet of NAME (refused otherwise)"`
-	Profile  string         `arg:"--profile" help:"IAM instance profile (name or ARN)"`
+	Profile  string         `arg:"--profile" placeholder:"NAME|ARN|none" help:"IAM instance profile of the instances, or none [default: ec2kit-node, read-only S3, made once]"`
 	Wait     time.Duration  `arg:"--wait" default:"5m" help:"how long to wait until every instance is ready"`
 	NoWait   bool           `arg:"--no-wait" help:"print the ids as soon as EC2 accepts the launch"`
 	Private  bool           `arg:"--private" help:"reach the instances on their private addresses"`
@@ -46,6 +46,8 @@ $EC2KIT_HOME/known_hosts by instance id) and has finished its boot script. On an
 timeout, failed --init or Ctrl-C before that, every instance launched is terminated.
 A poweroff on an instance terminates it (--shutdown stop keeps it, stopped). --num is checked
 against the account's vCPU quota (or 1000 when it cannot be read) before anything is launched.
+The instances get the instance profile ec2kit-node (IAM role of that name, trusted by EC2,
+read-only S3), which ec2-new makes the first time; --profile names another or none.
 Tags: Name, ec2kit:fleet (the name), ec2kit:user (login user), ec2kit:launch (one per run).`
 
 func main() {

@@ -74,8 +74,9 @@ func TestLaunchFiftyCalls(t *testing.T) {
 	// DescribeInstances (the name is free), DescribeInstanceTypes, the vCPU quota (up to 3:
 	// the local cloud has none, so the default is asked for too, and fails), STS, SSM,
 	// DescribeImages, DescribeKeyPairs, ImportKeyPair, DescribeSubnets,
-	// DescribeSecurityGroups (+ Create, Authorize), RunInstances.
-	if len(ids) != 50 || n > 15 || calls.Counts()["RunInstances"] != 1 {
+	// DescribeSecurityGroups (+ Create, Authorize), GetInstanceProfile (+ 4 calls to make
+	// it the first time), RunInstances.
+	if len(ids) != 50 || n > 20 || calls.Counts()["RunInstances"] != 1 {
 		t.Fatalf("%d ids, %d calls", len(ids), n)
 	}
 	if got := live(t, l, o.Name); len(got) != 50 || got[0].User != "ec2-user" || got[0].Tags[LaunchTag] == "" {
@@ -220,5 +221,37 @@ func TestAbortRetriesNotFound(t *testing.T) {
 	}
 	if !refused.Load() || calls.Counts()["TerminateInstances"] != 1 || !strings.Contains(log.String(), "terminated the 2 instance(s)") {
 		t.Fatalf("%v\n%s", calls.Counts(), log.String())
+	}
+}
+
+// TestProfilePropagation: RunInstances refusing a just-made instance profile (IAM has not
+// told EC2 yet) is retried; a profile that was there before is not waited for.
+func TestProfilePropagation(t *testing.T) {
+	cfg, calls := fleettest.Config(t)
+	t.Setenv("EC2KIT_HOME", t.TempDir())
+	var refusals atomic.Int32
+	inject(&cfg, "profile-not-yet", func(p any) (any, error, bool) {
+		if _, ok := p.(*ec2.RunInstancesInput); ok && refusals.Add(1) <= 2 {
+			return nil, &smithy.GenericAPIError{Code: "InvalidParameterValue", Message: "Invalid IAM Instance Profile name"}, true
+		}
+		return nil, nil, false
+	})
+	var log strings.Builder
+	l := newLauncher(cfg, &log)
+	o := Options{Name: "profile-" + randomHex(3), Num: 1, Type: "t3.micro", NoWait: true, Subnets: []string{fleettest.Subnet(t, l.fleet)}}
+	cleanup(t, l, o.Name)
+	tags, _ := o.check()
+	if _, err := l.ensureNodeProfile(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	if err := l.launch(context.Background(), o, tags, io.Discard); apiCode(err) != "InvalidParameterValue" || calls.Counts()["RunInstances"] != 0 {
+		t.Fatalf("an old profile refused: %v, %v", err, calls.Counts())
+	}
+	refusals.Store(0)
+	in := runInput(o, image{ID: "ami-1"}, "k", "sg", "", tags)
+	in.SubnetId = aws.String(o.Subnets[0])
+	_, err := l.runInstances(context.Background(), in, true)
+	if refusals.Load() != 3 || !strings.Contains(log.String(), "does not accept the new instance profile yet") {
+		t.Fatalf("a new profile: %d tries, %v\n%s", refusals.Load(), err, log.String())
 	}
 }

@@ -13,6 +13,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/ec2"
 	"github.com/aws/aws-sdk-go-v2/service/ec2/types"
+	"github.com/aws/aws-sdk-go-v2/service/iam"
 	"github.com/aws/aws-sdk-go-v2/service/servicequotas"
 	"github.com/aws/aws-sdk-go-v2/service/ssm"
 	"github.com/aws/aws-sdk-go-v2/service/sts"
@@ -27,6 +28,7 @@ type launcher struct {
 	ssm    *ssm.Client
 	sts    *sts.Client
 	quotas *servicequotas.Client
+	iam    *iam.Client
 	fleet  *fleet.Client
 	region string
 	log    io.Writer // stderr: what is happening
@@ -35,6 +37,7 @@ type launcher struct {
 func newLauncher(cfg aws.Config, log io.Writer) *launcher {
 	f := fleet.FromConfig(cfg)
 	return &launcher{ec2: f.EC2, ssm: ssm.NewFromConfig(cfg), sts: sts.NewFromConfig(cfg), quotas: servicequotas.NewFromConfig(cfg, func(o *servicequotas.Options) { o.RetryMaxAttempts = 2 }),
+		iam:   iam.NewFromConfig(cfg),
 		fleet: f, region: cfg.Region, log: log}
 }
 
@@ -88,6 +91,10 @@ func (l *launcher) launch(ctx context.Context, o Options, tags map[string]string
 	if err != nil {
 		return err
 	}
+	profile, freshProfile, err := l.profile(ctx, o.Profile)
+	if err != nil {
+		return err
+	}
 	userData, err := UserData(img.User, o.Init, o.ttl())
 	if err != nil {
 		return err
@@ -95,6 +102,7 @@ func (l *launcher) launch(ctx context.Context, o Options, tags map[string]string
 	token := randomHex(8)
 	tags["Name"], tags[fleet.UserTag], tags[FleetTag], tags[LaunchTag] = o.Name, img.User, o.Name, token
 	in := runInput(o, img, key, group, userData, tags)
+	in.IamInstanceProfile = profile
 
 	var ids []string
 	defer func() {
@@ -103,7 +111,7 @@ func (l *launcher) launch(ctx context.Context, o Options, tags map[string]string
 		}
 	}()
 	fmt.Fprintf(l.log, "ec2-new: launching %d %s%s from %s (%s, user %s)\n", o.Num, o.Type, map[bool]string{true: " spot"}[o.Spot], img.ID, img.Name, img.User)
-	if ids, err = l.run(ctx, in, subnets, token); err != nil {
+	if ids, err = l.run(ctx, in, subnets, token, freshProfile); err != nil {
 		return err
 	}
 	if ctx.Err() != nil {
@@ -182,12 +190,6 @@ func runInput(o Options, img image, key, group, userData string, tags map[string
 	if o.Shutdown == ShutdownStop {
 		in.InstanceInitiatedShutdownBehavior = types.ShutdownBehaviorStop
 	}
-	if o.Profile != "" {
-		in.IamInstanceProfile = &types.IamInstanceProfileSpecification{Name: aws.String(o.Profile)}
-		if strings.HasPrefix(o.Profile, "arn:") {
-			in.IamInstanceProfile = &types.IamInstanceProfileSpecification{Arn: aws.String(o.Profile)}
-		}
-	}
 	return in
 }
 
@@ -198,14 +200,12 @@ var capacityCodes = []string{"InsufficientInstanceCapacity", "InsufficientCapaci
 // run sends RunInstances to each subnet in turn until one has capacity. The call is not
 // abandoned on an interrupt (its reply holds the ids to clean up); the caller checks ctx
 // after it.
-func (l *launcher) run(ctx context.Context, in *ec2.RunInstancesInput, subnets []types.Subnet, token string) ([]string, error) {
+func (l *launcher) run(ctx context.Context, in *ec2.RunInstancesInput, subnets []types.Subnet, token string, freshProfile bool) ([]string, error) {
 	for i, sn := range subnets {
 		in.SubnetId = sn.SubnetId
 		// Idempotent per subnet: a retried request never launches twice.
 		in.ClientToken = aws.String(fmt.Sprintf("%s-%d", token, i))
-		rctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 2*time.Minute)
-		out, err := l.ec2.RunInstances(rctx, in)
-		cancel()
+		out, err := l.runInstances(ctx, in, freshProfile)
 		if err == nil {
 			ids := make([]string, len(out.Instances))
 			for j, inst := range out.Instances {
@@ -220,6 +220,34 @@ func (l *launcher) run(ctx context.Context, in *ec2.RunInstancesInput, subnets [
 		fmt.Fprintf(l.log, "ec2-new: %s (%s): %s; trying the next subnet\n", aws.ToString(sn.SubnetId), aws.ToString(sn.AvailabilityZone), apiCode(err))
 	}
 	return nil, cli.Errorf(cli.ExitUsage, "no subnet to launch in")
+}
+
+// profileWait bounds how long a launch refused for a just-made instance profile is retried:
+// IAM takes a few seconds to tell EC2 about it.
+const profileWait = time.Minute
+
+// runInstances is one RunInstances request, not abandoned on an interrupt (its reply holds
+// the ids to clean up). With a just-made instance profile, EC2's refusal of the profile
+// (InvalidParameterValue) is retried until profileWait.
+func (l *launcher) runInstances(ctx context.Context, in *ec2.RunInstancesInput, freshProfile bool) (*ec2.RunInstancesOutput, error) {
+	token := aws.ToString(in.ClientToken)
+	deadline := time.Now().Add(profileWait)
+	for try := 1; ; try++ {
+		rctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 2*time.Minute)
+		out, err := l.ec2.RunInstances(rctx, in)
+		cancel()
+		if err == nil || !freshProfile || apiCode(err) != "InvalidParameterValue" || time.Now().After(deadline) {
+			return out, err
+		}
+		fmt.Fprintf(l.log, "ec2-new: EC2 does not accept the new instance profile yet (%s); retrying\n", apiCode(err))
+		select {
+		case <-ctx.Done():
+			return nil, err
+		case <-time.After(2 * time.Second):
+		}
+		// A refused request launched nothing; a token of its own keeps the retry apart.
+		in.ClientToken = aws.String(fmt.Sprintf("%s-%d", token, try))
+	}
 }
 
 // wait waits, within o.Wait, until every instance runs, accepts SSH and finished booting.

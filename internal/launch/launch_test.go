@@ -10,7 +10,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/ec2/types"
 
 	"ec2kit/internal/cli"
@@ -171,7 +170,7 @@ func must(s string, err error) string {
 }
 
 func TestRunInput(t *testing.T) {
-	o := Options{Num: 50, Type: "c5d.large", Spot: true, TTL: ptr(time.Hour), Gigs: 40, Profile: "arn:aws:iam::1:instance-profile/x"}
+	o := Options{Num: 50, Type: "c5d.large", Spot: true, TTL: ptr(time.Hour), Gigs: 40}
 	in := runInput(o, image{ID: "ami-1", RootDevice: "/dev/xvda"}, "key", "sg-1", "dWQ=", map[string]string{"Name": "web", "b": "2", "a": "1"})
 	if *in.MinCount != 50 || *in.MaxCount != 50 {
 		t.Error("MinCount and MaxCount must both be the fleet size")
@@ -186,15 +185,11 @@ func TestRunInput(t *testing.T) {
 	if bd := in.BlockDeviceMappings; len(bd) != 1 || *bd[0].Ebs.VolumeSize != 40 || *bd[0].DeviceName != "/dev/xvda" {
 		t.Error("--gigs: root volume")
 	}
-	if aws.ToString(in.IamInstanceProfile.Arn) == "" {
-		t.Error("--profile ARN")
-	}
 	if tags := in.TagSpecifications[0].Tags; len(tags) != 3 || *tags[0].Key != "Name" || *tags[1].Key != "a" {
 		t.Errorf("tags sorted by key: %v", tags)
 	}
-	od := runInput(Options{Num: 1, Type: "t3.micro", Profile: "p"}, image{ID: "ami-1"}, "key", "sg-1", "", nil)
-	if od.InstanceMarketOptions != nil || od.InstanceInitiatedShutdownBehavior != types.ShutdownBehaviorTerminate || od.BlockDeviceMappings != nil ||
-		aws.ToString(od.IamInstanceProfile.Name) != "p" {
+	od := runInput(Options{Num: 1, Type: "t3.micro"}, image{ID: "ami-1"}, "key", "sg-1", "", nil)
+	if od.InstanceMarketOptions != nil || od.InstanceInitiatedShutdownBehavior != types.ShutdownBehaviorTerminate || od.BlockDeviceMappings != nil {
 		t.Error("on-demand defaults")
 	}
 	if st := runInput(Options{Num: 1, Type: "t3.micro", Shutdown: ShutdownStop}, image{ID: "ami-1"}, "key", "sg-1", "", nil); st.InstanceInitiatedShutdownBehavior != types.ShutdownBehaviorStop {

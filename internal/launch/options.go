@@ -32,7 +32,7 @@ type Options struct {
 	Tags       []string       // extra key=value tags
 	TTL        *time.Duration // power off after this long; nil: never
 	Shutdown   string         // what a poweroff on the instance does: ShutdownTerminate (default) or ShutdownStop
-	Profile    string         // IAM instance profile name or ARN
+	Profile    string         // IAM instance profile name or ARN, NoProfile, or "" for NodeProfile
 	Wait       time.Duration  // bound on waiting until every instance is ready
 	NoWait     bool           // print the ids as soon as EC2 accepted the launch
 	Private    bool           // reach instances on their private addresses
