@@ -12,7 +12,7 @@ import (
 type args struct {
 	Name     string         `arg:"positional" help:"Name tag of every instance (also the ec2kit:fleet tag); generated and printed on stderr when omitted"`
 	Num      int            `arg:"-n,--num" default:"1" help:"number of instances"`
-	Type     string         `arg:"-t,--type,required" help:"instance type, for example t3.micro or i3en.2xlarge"`
+	Type     string         `arg:"-t,--type,required" help:"instance type, for example t3.micro or i3en.2xlarge; several, comma-separated (c5d.large,m5d.large), are tried in order when one has no capacity in any subnet"`
 	AMI      string         `arg:"--ami" default:"al2023" help:"image: al2023, ubuntu (24.04), debian (12), or an ami- id"`
 	User     string         `arg:"--user" help:"login user recorded for the instances [default: the image's: ec2-user, ubuntu, admin]"`
 	Spot     bool           `arg:"--spot" help:"one-time spot instances, terminated on interruption"`

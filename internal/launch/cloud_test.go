@@ -4,6 +4,7 @@ import (
 	"context"
 	"io"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -11,6 +12,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/ec2"
 	"github.com/aws/aws-sdk-go-v2/service/ec2/types"
+	"github.com/aws/aws-sdk-go-v2/service/iam"
 	"github.com/aws/aws-sdk-go-v2/service/servicequotas"
 	sqtypes "github.com/aws/aws-sdk-go-v2/service/servicequotas/types"
 	"github.com/aws/smithy-go"
@@ -253,5 +255,40 @@ func TestProfilePropagation(t *testing.T) {
 	_, err := l.runInstances(context.Background(), in, true)
 	if refusals.Load() != 3 || !strings.Contains(log.String(), "does not accept the new instance profile yet") {
 		t.Fatalf("a new profile: %d tries, %v\n%s", refusals.Load(), err, log.String())
+	}
+}
+
+// TestNodeProfileRace: two launches making the node profile at once both succeed, and the
+// account ends with one profile holding its one role.
+func TestNodeProfileRace(t *testing.T) {
+	cfg, _ := fleettest.Config(t)
+	name := "ec2kit-race-" + randomHex(3)
+	var wg sync.WaitGroup
+	errs := make([]error, 2)
+	var logs [2]strings.Builder
+	for i := range errs {
+		l := newLauncher(cfg, &logs[i])
+		l.nodeProfile = name
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			_, errs[i] = l.ensureNodeProfile(context.Background())
+		}()
+	}
+	wg.Wait()
+	c := iam.NewFromConfig(cfg)
+	ctx := context.Background()
+	t.Cleanup(func() {
+		c.RemoveRoleFromInstanceProfile(ctx, &iam.RemoveRoleFromInstanceProfileInput{InstanceProfileName: &name, RoleName: &name})
+		c.DeleteInstanceProfile(ctx, &iam.DeleteInstanceProfileInput{InstanceProfileName: &name})
+		c.DeleteRolePolicy(ctx, &iam.DeleteRolePolicyInput{RoleName: &name, PolicyName: aws.String(nodePolicy)})
+		c.DeleteRole(ctx, &iam.DeleteRoleInput{RoleName: &name})
+	})
+	if errs[0] != nil || errs[1] != nil {
+		t.Fatalf("%v / %v", errs[0], errs[1])
+	}
+	out, err := c.GetInstanceProfile(ctx, &iam.GetInstanceProfileInput{InstanceProfileName: &name})
+	if err != nil || len(out.InstanceProfile.Roles) != 1 || aws.ToString(out.InstanceProfile.Roles[0].RoleName) != name {
+		t.Fatalf("%v %+v", err, out)
 	}
 }

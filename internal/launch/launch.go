@@ -29,9 +29,11 @@ type launcher struct {
 	sts    *sts.Client
 	quotas *servicequotas.Client
 	iam    *iam.Client
-	fleet  *fleet.Client
-	region string
-	log    io.Writer // stderr: what is happening
+	// nodeProfile is the profile made and used by default (NodeProfile; tests use others).
+	nodeProfile string
+	fleet       *fleet.Client
+	region      string
+	log         io.Writer // stderr: what is happening
 }
 
 func newLauncher(cfg aws.Config, log io.Writer) *launcher {
@@ -65,12 +67,20 @@ func (l *launcher) launch(ctx context.Context, o Options, tags map[string]string
 	if err := l.checkName(ctx, o); err != nil {
 		return err
 	}
-	arch, vcpus, err := l.instanceType(ctx, o.Type)
-	if err != nil {
-		return err
-	}
-	if err := l.checkQuota(ctx, o, vcpus); err != nil {
-		return err
+	itypes := strings.Split(o.Type, ",")
+	arch := ""
+	for _, t := range itypes {
+		a, vcpus, err := l.instanceType(ctx, t)
+		if err != nil {
+			return err
+		}
+		if arch != "" && a != arch {
+			return cli.Errorf(cli.ExitUsage, "--type %s: %s runs %s images, %s runs %s: list types of one architecture", o.Type, itypes[0], arch, t, a)
+		}
+		arch = a
+		if err := l.checkQuota(ctx, o, t, vcpus); err != nil {
+			return err
+		}
 	}
 	img, err := l.findImage(ctx, o.AMI, arch)
 	if err != nil {
@@ -110,8 +120,18 @@ func (l *launcher) launch(ctx context.Context, o Options, tags map[string]string
 			l.abort(ctx, token, ids, err)
 		}
 	}()
-	fmt.Fprintf(l.log, "ec2-new: launching %d %s%s from %s (%s, user %s)\n", o.Num, o.Type, map[bool]string{true: " spot"}[o.Spot], img.ID, img.Name, img.User)
-	if ids, err = l.run(ctx, in, subnets, token, freshProfile); err != nil {
+	// Types in the order given, each in every subnet before the next: the first choice is
+	// the one wanted, the others are fallbacks when it has no capacity anywhere.
+	for i, t := range itypes {
+		in.InstanceType = types.InstanceType(t)
+		fmt.Fprintf(l.log, "ec2-new: launching %d %s%s from %s (%s, user %s)\n", o.Num, t, map[bool]string{true: " spot"}[o.Spot], img.ID, img.Name, img.User)
+		ids, err = l.run(ctx, in, subnets, fmt.Sprintf("%s-%d", token, i), freshProfile)
+		if err == nil || !slices.Contains(capacityCodes, apiCode(err)) || i == len(itypes)-1 || ctx.Err() != nil {
+			break
+		}
+		fmt.Fprintf(l.log, "ec2-new: no %s capacity in any subnet (%s); trying %s\n", t, apiCode(err), itypes[i+1])
+	}
+	if err != nil {
 		return err
 	}
 	if ctx.Err() != nil {
@@ -162,8 +182,7 @@ func runInput(o Options, img image, key, group, userData string, tags map[string
 		ts = append(ts, types.Tag{Key: aws.String(k), Value: aws.String(tags[k])})
 	}
 	in := &ec2.RunInstancesInput{
-		ImageId:      aws.String(img.ID),
-		InstanceType: types.InstanceType(o.Type),
+		ImageId: aws.String(img.ID),
 		// Equal counts: all or nothing, so a partial fleet never needs explaining.
 		MinCount:         aws.Int32(int32(o.Num)),
 		MaxCount:         aws.Int32(int32(o.Num)),

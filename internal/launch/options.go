@@ -20,7 +20,7 @@ import (
 type Options struct {
 	Name       string         // Name tag of every instance; generated when empty
 	Num        int            // how many instances
-	Type       string         // instance type
+	Type       string         // instance type, or several, comma-separated, tried in order
 	AMI        string         // al2023, ubuntu, debian or ami-…
 	User       string         // login user; default: the image's
 	Spot       bool           // one-time spot instances, terminated on interruption
@@ -68,8 +68,8 @@ func (o *Options) check() (tags map[string]string, err error) {
 	switch {
 	case o.Num < 1:
 		return nil, cli.Errorf(cli.ExitUsage, "--num must be at least 1")
-	case o.Type == "" || !strings.Contains(o.Type, "."):
-		return nil, cli.Errorf(cli.ExitUsage, "--type %q is not an instance type (they look like t3.micro)", o.Type)
+	case o.Type == "":
+		return nil, cli.Errorf(cli.ExitUsage, "--type is empty (instance types look like t3.micro)")
 	case o.Gigs < 0:
 		return nil, cli.Errorf(cli.ExitUsage, "--gigs must not be negative")
 	case o.TTL != nil && *o.TTL < time.Minute:
@@ -84,6 +84,11 @@ func (o *Options) check() (tags map[string]string, err error) {
 		return nil, cli.Errorf(cli.ExitUsage, "--ami %q: want al2023, ubuntu, debian or an ami- id", o.AMI)
 	case o.User != "" && !userRE.MatchString(o.User):
 		return nil, cli.Errorf(cli.ExitUsage, "--user %q is not a user name", o.User)
+	}
+	for _, t := range strings.Split(o.Type, ",") {
+		if !strings.Contains(t, ".") || strings.ContainsAny(t, " \t") {
+			return nil, cli.Errorf(cli.ExitUsage, "--type %q is not an instance type (they look like t3.micro)", t)
+		}
 	}
 	tags = map[string]string{}
 	for _, kv := range o.Tags {

@@ -41,7 +41,7 @@ func (l *launcher) profile(ctx context.Context, given string) (*types.IamInstanc
 		return nil, false, nil
 	case given == "":
 		made, err := l.ensureNodeProfile(ctx)
-		return &types.IamInstanceProfileSpecification{Name: aws.String(NodeProfile)}, made, err
+		return &types.IamInstanceProfileSpecification{Name: aws.String(l.nodeProfile)}, made, err
 	}
 	spec := &types.IamInstanceProfileSpecification{Name: aws.String(given)}
 	name := given
@@ -63,11 +63,11 @@ func (l *launcher) profile(ctx context.Context, given string) (*types.IamInstanc
 	return spec, false, nil
 }
 
-// ensureNodeProfile makes NodeProfile and its role when they are missing, and says whether
+// ensureNodeProfile makes the node profile and its role when they are missing, and says whether
 // it made anything. Every step accepts "already exists", so two launches racing in a fresh
 // account both end with the one profile.
 func (l *launcher) ensureNodeProfile(ctx context.Context) (bool, error) {
-	out, err := l.iam.GetInstanceProfile(ctx, &iam.GetInstanceProfileInput{InstanceProfileName: aws.String(NodeProfile)})
+	out, err := l.iam.GetInstanceProfile(ctx, &iam.GetInstanceProfileInput{InstanceProfileName: aws.String(l.nodeProfile)})
 	if err == nil && len(out.InstanceProfile.Roles) > 0 {
 		return false, nil
 	}
@@ -75,23 +75,23 @@ func (l *launcher) ensureNodeProfile(ctx context.Context) (bool, error) {
 	if err != nil && !errors.As(err, &missing) {
 		return false, iamErr("GetInstanceProfile", err)
 	}
-	fmt.Fprintf(l.log, "ec2-new: making the IAM role and instance profile %s (EC2 nodes may read S3), once\n", NodeProfile)
+	fmt.Fprintf(l.log, "ec2-new: making the IAM role and instance profile %s (EC2 nodes may read S3), once\n", l.nodeProfile)
 	var exists *iamtypes.EntityAlreadyExistsException
-	_, err = l.iam.CreateRole(ctx, &iam.CreateRoleInput{RoleName: aws.String(NodeProfile), AssumeRolePolicyDocument: aws.String(nodeTrust),
+	_, err = l.iam.CreateRole(ctx, &iam.CreateRoleInput{RoleName: aws.String(l.nodeProfile), AssumeRolePolicyDocument: aws.String(nodeTrust),
 		Description: aws.String("ec2kit nodes: read S3")})
 	if err != nil && !errors.As(err, &exists) {
 		return false, iamErr("CreateRole", err)
 	}
-	if _, err = l.iam.PutRolePolicy(ctx, &iam.PutRolePolicyInput{RoleName: aws.String(NodeProfile), PolicyName: aws.String(nodePolicy),
+	if _, err = l.iam.PutRolePolicy(ctx, &iam.PutRolePolicyInput{RoleName: aws.String(l.nodeProfile), PolicyName: aws.String(nodePolicy),
 		PolicyDocument: aws.String(nodeS3Read)}); err != nil {
 		return false, iamErr("PutRolePolicy", err)
 	}
-	_, err = l.iam.CreateInstanceProfile(ctx, &iam.CreateInstanceProfileInput{InstanceProfileName: aws.String(NodeProfile)})
+	_, err = l.iam.CreateInstanceProfile(ctx, &iam.CreateInstanceProfileInput{InstanceProfileName: aws.String(l.nodeProfile)})
 	if err != nil && !errors.As(err, &exists) {
 		return false, iamErr("CreateInstanceProfile", err)
 	}
 	var full *iamtypes.LimitExceededException // the profile has its one role already
-	_, err = l.iam.AddRoleToInstanceProfile(ctx, &iam.AddRoleToInstanceProfileInput{InstanceProfileName: aws.String(NodeProfile), RoleName: aws.String(NodeProfile)})
+	_, err = l.iam.AddRoleToInstanceProfile(ctx, &iam.AddRoleToInstanceProfileInput{InstanceProfileName: aws.String(l.nodeProfile), RoleName: aws.String(l.nodeProfile)})
 	if err != nil && !errors.As(err, &full) {
 		return false, iamErr("AddRoleToInstanceProfile", err)
 	}

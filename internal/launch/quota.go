@@ -31,18 +31,18 @@ const (
 // (whatever already runs counts too, so this is the least that must hold), or, when the
 // quota cannot be read, larger than maxNum instances. It is a usage error: nothing is
 // launched.
-func (l *launcher) checkQuota(ctx context.Context, o Options, vcpus int) error {
+func (l *launcher) checkQuota(ctx context.Context, o Options, itype string, vcpus int) error {
 	code, what := quotaOnDemandStandard, "running on-demand standard instances"
 	if o.Spot {
 		code, what = quotaSpotStandard, "standard spot instances"
 	}
-	family := strings.ToLower(o.Type[:1])
+	family := strings.ToLower(itype[:1])
 	if vcpus > 0 && strings.Contains("acdhimrtz", family) {
 		limit, err := l.quota(ctx, code)
 		if err == nil {
 			if need := o.Num * vcpus; float64(need) > limit {
 				return cli.WithHint(cli.Errorf(cli.ExitUsage, "--num %d: %d x %d vCPUs of %s is %d vCPUs, more than the account's quota of %.0f vCPUs for %s in %s (Service Quotas ec2 %s)",
-					o.Num, o.Num, vcpus, o.Type, need, limit, what, l.region, code), "launch fewer, or ask AWS for more (Service Quotas console: request a quota increase)")
+					o.Num, o.Num, vcpus, itype, need, limit, what, l.region, code), "launch fewer, or ask AWS for more (Service Quotas console: request a quota increase)")
 			}
 			return nil
 		}
