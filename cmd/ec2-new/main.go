@@ -12,6 +12,7 @@ import (
 type args struct {
 	Name     string         `arg:"positional" help:"Name tag of every instance (also the ec2kit:fleet tag); generated and printed on stderr when omitted"`
 	Num      int            `arg:"-n,--num" default:"1" help:"number of instances"`
+	Min      int            `arg:"--min" placeholder:"M" help:"when no pool has --num instances, accept a fleet of at least M [default: --num]"`
 	Type     string         `arg:"-t,--type,required" help:"instance type, for example t3.micro or i3en.2xlarge; several, comma-separated (c5d.large,m5d.large), are tried in order when one has no capacity in any subnet"`
 	AMI      string         `arg:"--ami" default:"al2023" help:"image: al2023, ubuntu (24.04), debian (12), or an ami- id"`
 	User     string         `arg:"--user" help:"login user recorded for the instances [default: the image's: ec2-user, ubuntu, admin]"`
@@ -53,7 +54,7 @@ Tags: Name, ec2kit:fleet (the name), ec2kit:user (login user), ec2kit:launch (on
 func main() {
 	var a args
 	cli.Main(&a, "ec2-new: launch N instances and wait until each accepts SSH", examples, func(ctx context.Context) error {
-		return launch.Run(ctx, launch.Options{Name: a.Name, Num: a.Num, Type: a.Type, AMI: a.AMI, User: a.User, Spot: a.Spot,
+		return launch.Run(ctx, launch.Options{Name: a.Name, Num: a.Num, Min: a.Min, Type: a.Type, AMI: a.AMI, User: a.User, Spot: a.Spot,
 			Subnets: a.Subnet, VPC: a.VPC, Init: a.Init, InitOkFail: a.InitOK, Gigs: a.Gigs, Tags: a.Tag, TTL: a.TTL,
 			Shutdown: a.Shutdown, Profile: a.Profile, Wait: a.Wait, NoWait: a.NoWait, Private: a.Private, Join: a.Join})
 	})

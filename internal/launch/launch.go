@@ -120,16 +120,16 @@ func (l *launcher) launch(ctx context.Context, o Options, tags map[string]string
 			l.abort(ctx, token, ids, err)
 		}
 	}()
-	// Types in the order given, each in every subnet before the next: the first choice is
-	// the one wanted, the others are fallbacks when it has no capacity anywhere.
-	for i, t := range itypes {
-		in.InstanceType = types.InstanceType(t)
-		fmt.Fprintf(l.log, "ec2-new: launching %d %s%s from %s (%s, user %s)\n", o.Num, t, map[bool]string{true: " spot"}[o.Spot], img.ID, img.Name, img.User)
-		ids, err = l.run(ctx, in, subnets, fmt.Sprintf("%s-%d", token, i), freshProfile)
-		if err == nil || !slices.Contains(capacityCodes, apiCode(err)) || i == len(itypes)-1 || ctx.Err() != nil {
-			break
+	fmt.Fprintf(l.log, "ec2-new: launching %d %s%s from %s (%s, user %s)\n", o.Num, o.Type, map[bool]string{true: " spot"}[o.Spot], img.ID, img.Name, img.User)
+	ids, err = l.runTypes(ctx, in, itypes, subnets, token, freshProfile)
+	if o.Min > 0 && o.Min < o.Num && slices.Contains(capacityCodes, apiCode(err)) && ctx.Err() == nil {
+		// No pool has them all: EC2 launches as many as it can, at least MinCount.
+		fmt.Fprintf(l.log, "ec2-new: no pool has %d; asking for at least %d (--min)\n", o.Num, o.Min)
+		in.MinCount = aws.Int32(int32(o.Min))
+		ids, err = l.runTypes(ctx, in, itypes, subnets, token+"-min", freshProfile)
+		if err == nil && len(ids) < o.Num {
+			fmt.Fprintf(l.log, "ec2-new: %d of the %d asked for (--min %d)\n", len(ids), o.Num, o.Min)
 		}
-		fmt.Fprintf(l.log, "ec2-new: no %s capacity in any subnet (%s); trying %s\n", t, apiCode(err), itypes[i+1])
 	}
 	if err != nil {
 		return err
@@ -212,6 +212,20 @@ func runInput(o Options, img image, key, group, userData string, tags map[string
 	return in
 }
 
+// runTypes tries the types in the order given, each in every subnet before the next: the
+// first is the one wanted, the others are fallbacks when it has no capacity anywhere.
+func (l *launcher) runTypes(ctx context.Context, in *ec2.RunInstancesInput, itypes []string, subnets []types.Subnet, token string, freshProfile bool) (ids []string, err error) {
+	for i, t := range itypes {
+		in.InstanceType = types.InstanceType(t)
+		ids, err = l.run(ctx, in, subnets, fmt.Sprintf("%s-%d", token, i), freshProfile)
+		if err == nil || !slices.Contains(capacityCodes, apiCode(err)) || i == len(itypes)-1 || ctx.Err() != nil {
+			return ids, err
+		}
+		fmt.Fprintf(l.log, "ec2-new: no %s capacity in any subnet (%s); trying %s\n", t, apiCode(err), itypes[i+1])
+	}
+	return nil, cli.Errorf(cli.ExitUsage, "no instance type to launch")
+}
+
 // capacityCodes are the errors that mean "not in this zone": the next subnet may do.
 var capacityCodes = []string{"InsufficientInstanceCapacity", "InsufficientCapacity", "Unsupported",
 	"InsufficientFreeAddressesInSubnet", "InsufficientHostCapacity"}
@@ -230,7 +244,7 @@ func (l *launcher) run(ctx context.Context, in *ec2.RunInstancesInput, subnets [
 			for j, inst := range out.Instances {
 				ids[j] = aws.ToString(inst.InstanceId)
 			}
-			fmt.Fprintf(l.log, "ec2-new: launched %d in %s (%s)\n", len(ids), aws.ToString(sn.SubnetId), aws.ToString(sn.AvailabilityZone))
+			fmt.Fprintf(l.log, "ec2-new: launched %d %s in %s (%s)\n", len(ids), in.InstanceType, aws.ToString(sn.SubnetId), aws.ToString(sn.AvailabilityZone))
 			return ids, nil
 		}
 		if !slices.Contains(capacityCodes, apiCode(err)) || i == len(subnets)-1 || ctx.Err() != nil {

@@ -20,6 +20,7 @@ import (
 type Options struct {
 	Name       string         // Name tag of every instance; generated when empty
 	Num        int            // how many instances
+	Min        int            // accept a fleet of at least this many when Num cannot be had; 0: Num
 	Type       string         // instance type, or several, comma-separated, tried in order
 	AMI        string         // al2023, ubuntu, debian or ami-…
 	User       string         // login user; default: the image's
@@ -68,6 +69,8 @@ func (o *Options) check() (tags map[string]string, err error) {
 	switch {
 	case o.Num < 1:
 		return nil, cli.Errorf(cli.ExitUsage, "--num must be at least 1")
+	case o.Min < 0 || o.Min > o.Num:
+		return nil, cli.Errorf(cli.ExitUsage, "--min %d: want 1 to --num (%d)", o.Min, o.Num)
 	case o.Type == "":
 		return nil, cli.Errorf(cli.ExitUsage, "--type is empty (instance types look like t3.micro)")
 	case o.Gigs < 0:

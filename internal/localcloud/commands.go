@@ -65,7 +65,7 @@ type Run struct {
 type Fault struct {
 	ID   string   `arg:"positional,required" placeholder:"INSTANCE-ID|capacity"`
 	Mode string   `arg:"positional,required" placeholder:"down|hang|up|TYPE" help:"down: kill the host, EC2 still says running; hang: freeze its processes; up: back to normal; after capacity: the instance type"`
-	Rest []string `arg:"positional" placeholder:"[ZONE] on|off" help:"capacity TYPE [ZONE] on: RunInstances of TYPE (in ZONE) answers InsufficientInstanceCapacity; off: served again"`
+	Rest []string `arg:"positional" placeholder:"[ZONE] on|off|N" help:"capacity TYPE [ZONE] on: RunInstances of TYPE (in ZONE) answers InsufficientInstanceCapacity; N: at most N instances per request; off: served again"`
 }
 
 // Serve is the supervisor (started by up inside the namespace).
