@@ -52,7 +52,7 @@ func Err(op string, err error) error {
 	if errors.Is(err, context.Canceled) {
 		return cli.Errorf(cli.ExitInterrupted, "%s: interrupted", op)
 	}
-	e := cli.Errorf(cli.ExitAWS, "%s: %v", op, err)
+	e := cli.Errorf(cli.ExitAWS, "%s: %w", op, err)
 	var ae smithy.APIError
 	if errors.As(err, &ae) {
 		switch ae.ErrorCode() {

@@ -13,6 +13,8 @@ import (
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/ec2"
 	"github.com/aws/aws-sdk-go-v2/service/ec2/types"
+	"github.com/aws/aws-sdk-go-v2/service/iam"
+	"github.com/aws/aws-sdk-go-v2/service/servicequotas"
 	"github.com/aws/aws-sdk-go-v2/service/ssm"
 	"github.com/aws/aws-sdk-go-v2/service/sts"
 
@@ -26,14 +28,20 @@ type launcher struct {
 	ec2    *ec2.Client
 	ssm    *ssm.Client
 	sts    *sts.Client
-	fleet  *fleet.Client
-	region string
-	log    io.Writer // stderr: what is happening
+	quotas *servicequotas.Client
+	iam    *iam.Client
+	// nodeProfile is the profile made and used by default (NodeProfile; tests use others).
+	nodeProfile string
+	fleet       *fleet.Client
+	region      string
+	log         io.Writer // stderr: what is happening
 }
 
 func newLauncher(cfg aws.Config, log io.Writer) *launcher {
 	f := fleet.FromConfig(cfg)
-	return &launcher{ec2: f.EC2, ssm: ssm.NewFromConfig(cfg), sts: sts.NewFromConfig(cfg), fleet: f, region: cfg.Region, log: log}
+	return &launcher{ec2: f.EC2, ssm: ssm.NewFromConfig(cfg), sts: sts.NewFromConfig(cfg), quotas: servicequotas.NewFromConfig(cfg, func(o *servicequotas.Options) { o.RetryMaxAttempts = 2 }),
+		iam:   iam.NewFromConfig(cfg),
+		fleet: f, region: cfg.Region, log: log}
 }
 
 // Run is ec2-new: the ids on stdout once every instance is ready, talk on stderr.
@@ -57,9 +65,23 @@ func Run(ctx context.Context, o Options) error {
 // failure after RunInstances, an interrupt included, terminates every instance this run
 // launched before returning.
 func (l *launcher) launch(ctx context.Context, o Options, tags map[string]string, out io.Writer) (err error) {
-	arch, err := l.arch(ctx, o.Type)
-	if err != nil {
+	if err := l.checkName(ctx, o); err != nil {
 		return err
+	}
+	itypes := strings.Split(o.Type, ",")
+	arch := ""
+	for _, t := range itypes {
+		a, vcpus, err := l.instanceType(ctx, t)
+		if err != nil {
+			return err
+		}
+		if arch != "" && a != arch {
+			return cli.Errorf(cli.ExitUsage, "--type %s: %s runs %s images, %s runs %s: list types of one architecture", o.Type, itypes[0], arch, t, a)
+		}
+		arch = a
+		if err := l.checkQuota(ctx, o, t, vcpus); err != nil {
+			return err
+		}
 	}
 	img, err := l.findImage(ctx, o.AMI, arch)
 	if err != nil {
@@ -80,13 +102,18 @@ func (l *launcher) launch(ctx context.Context, o Options, tags map[string]string
 	if err != nil {
 		return err
 	}
-	userData, err := UserData(img.User, o.Init, o.TTL)
+	profile, freshProfile, err := l.profile(ctx, o.Profile)
+	if err != nil {
+		return err
+	}
+	userData, err := UserData(img.User, o.Init, o.ttl())
 	if err != nil {
 		return err
 	}
 	token := randomHex(8)
 	tags["Name"], tags[fleet.UserTag], tags[FleetTag], tags[LaunchTag] = o.Name, img.User, o.Name, token
 	in := runInput(o, img, key, group, userData, tags)
+	in.IamInstanceProfile = profile
 
 	var ids []string
 	defer func() {
@@ -95,7 +122,17 @@ func (l *launcher) launch(ctx context.Context, o Options, tags map[string]string
 		}
 	}()
 	fmt.Fprintf(l.log, "ec2-new: launching %d %s%s from %s (%s, user %s)\n", o.Num, o.Type, map[bool]string{true: " spot"}[o.Spot], img.ID, img.Name, img.User)
-	if ids, err = l.run(ctx, in, subnets, token); err != nil {
+	ids, err = l.runTypes(ctx, in, itypes, subnets, token, freshProfile)
+	if o.Min > 0 && o.Min < o.Num && slices.Contains(capacityCodes, apiCode(err)) && ctx.Err() == nil {
+		// No pool has them all: EC2 launches as many as it can, at least MinCount.
+		fmt.Fprintf(l.log, "ec2-new: no pool has %d; asking for at least %d (--min)\n", o.Num, o.Min)
+		in.MinCount = aws.Int32(int32(o.Min))
+		ids, err = l.runTypes(ctx, in, itypes, subnets, token+"-min", freshProfile)
+		if err == nil && len(ids) < o.Num {
+			fmt.Fprintf(l.log, "ec2-new: %d of the %d asked for (--min %d)\n", len(ids), o.Num, o.Min)
+		}
+	}
+	if err != nil {
 		return err
 	}
 	if ctx.Err() != nil {
@@ -112,23 +149,31 @@ func (l *launcher) launch(ctx context.Context, o Options, tags map[string]string
 	return nil
 }
 
-// arch checks the instance type (one call) and picks the image architecture it runs.
-func (l *launcher) arch(ctx context.Context, instanceType string) (string, error) {
+// instanceType checks the instance type (one call): the image architecture it runs, and its
+// vCPUs (0 when not told).
+func (l *launcher) instanceType(ctx context.Context, instanceType string) (arch string, vcpus int, err error) {
 	out, err := l.ec2.DescribeInstanceTypes(ctx, &ec2.DescribeInstanceTypesInput{InstanceTypes: []types.InstanceType{types.InstanceType(instanceType)}})
 	if apiCode(err) == "InvalidInstanceType" {
-		return "", cli.Errorf(cli.ExitUsage, "unknown instance type %s", instanceType)
+		return "", 0, cli.Errorf(cli.ExitUsage, "unknown instance type %s", instanceType)
 	}
 	if err != nil {
-		return "", awsconf.Err("DescribeInstanceTypes", err)
+		return "", 0, awsconf.Err("DescribeInstanceTypes", err)
 	}
-	if len(out.InstanceTypes) == 0 || out.InstanceTypes[0].ProcessorInfo == nil {
-		return "x86_64", nil
+	if len(out.InstanceTypes) == 0 {
+		return "x86_64", 0, nil
 	}
-	archs := out.InstanceTypes[0].ProcessorInfo.SupportedArchitectures
-	if len(archs) > 0 && !slices.Contains(archs, types.ArchitectureTypeX8664) && slices.Contains(archs, types.ArchitectureTypeArm64) {
-		return "arm64", nil
+	it := out.InstanceTypes[0]
+	if it.VCpuInfo != nil {
+		vcpus = int(aws.ToInt32(it.VCpuInfo.DefaultVCpus))
 	}
-	return "x86_64", nil
+	arch = "x86_64"
+	if it.ProcessorInfo != nil {
+		archs := it.ProcessorInfo.SupportedArchitectures
+		if len(archs) > 0 && !slices.Contains(archs, types.ArchitectureTypeX8664) && slices.Contains(archs, types.ArchitectureTypeArm64) {
+			arch = "arm64"
+		}
+	}
+	return arch, vcpus, nil
 }
 
 // runInput is the one RunInstances request for the whole fleet (subnet set per attempt).
@@ -138,8 +183,7 @@ func runInput(o Options, img image, key, group, userData string, tags map[string
 		ts = append(ts, types.Tag{Key: aws.String(k), Value: aws.String(tags[k])})
 	}
 	in := &ec2.RunInstancesInput{
-		ImageId:      aws.String(img.ID),
-		InstanceType: types.InstanceType(o.Type),
+		ImageId: aws.String(img.ID),
 		// Equal counts: all or nothing, so a partial fleet never needs explaining.
 		MinCount:         aws.Int32(int32(o.Num)),
 		MaxCount:         aws.Int32(int32(o.Num)),
@@ -160,16 +204,27 @@ func runInput(o Options, img image, key, group, userData string, tags map[string
 			SpotOptions: &types.SpotMarketOptions{SpotInstanceType: types.SpotInstanceTypeOneTime,
 				InstanceInterruptionBehavior: types.InstanceInterruptionBehaviorTerminate}}
 	}
-	if o.TTL > 0 {
-		in.InstanceInitiatedShutdownBehavior = types.ShutdownBehaviorTerminate
-	}
-	if o.Profile != "" {
-		in.IamInstanceProfile = &types.IamInstanceProfileSpecification{Name: aws.String(o.Profile)}
-		if strings.HasPrefix(o.Profile, "arn:") {
-			in.IamInstanceProfile = &types.IamInstanceProfileSpecification{Arn: aws.String(o.Profile)}
-		}
+	// A powered-off fleet member is ended, not kept as a stopped instance (a bill for EBS,
+	// and an instance-store disk lost anyway), unless --shutdown stop asks for that.
+	in.InstanceInitiatedShutdownBehavior = types.ShutdownBehaviorTerminate
+	if o.Shutdown == ShutdownStop {
+		in.InstanceInitiatedShutdownBehavior = types.ShutdownBehaviorStop
 	}
 	return in
+}
+
+// runTypes tries the types in the order given, each in every subnet before the next: the
+// first is the one wanted, the others are fallbacks when it has no capacity anywhere.
+func (l *launcher) runTypes(ctx context.Context, in *ec2.RunInstancesInput, itypes []string, subnets []types.Subnet, token string, freshProfile bool) (ids []string, err error) {
+	for i, t := range itypes {
+		in.InstanceType = types.InstanceType(t)
+		ids, err = l.run(ctx, in, subnets, fmt.Sprintf("%s-%d", token, i), freshProfile)
+		if err == nil || !slices.Contains(capacityCodes, apiCode(err)) || i == len(itypes)-1 || ctx.Err() != nil {
+			return ids, err
+		}
+		fmt.Fprintf(l.log, "ec2-new: no %s capacity in any subnet (%s); trying %s\n", t, apiCode(err), itypes[i+1])
+	}
+	return nil, cli.Errorf(cli.ExitUsage, "no instance type to launch")
 }
 
 // capacityCodes are the errors that mean "not in this zone": the next subnet may do.
@@ -179,20 +234,18 @@ var capacityCodes = []string{"InsufficientInstanceCapacity", "InsufficientCapaci
 // run sends RunInstances to each subnet in turn until one has capacity. The call is not
 // abandoned on an interrupt (its reply holds the ids to clean up); the caller checks ctx
 // after it.
-func (l *launcher) run(ctx context.Context, in *ec2.RunInstancesInput, subnets []types.Subnet, token string) ([]string, error) {
+func (l *launcher) run(ctx context.Context, in *ec2.RunInstancesInput, subnets []types.Subnet, token string, freshProfile bool) ([]string, error) {
 	for i, sn := range subnets {
 		in.SubnetId = sn.SubnetId
 		// Idempotent per subnet: a retried request never launches twice.
 		in.ClientToken = aws.String(fmt.Sprintf("%s-%d", token, i))
-		rctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 2*time.Minute)
-		out, err := l.ec2.RunInstances(rctx, in)
-		cancel()
+		out, err := l.runInstances(ctx, in, freshProfile)
 		if err == nil {
 			ids := make([]string, len(out.Instances))
 			for j, inst := range out.Instances {
 				ids[j] = aws.ToString(inst.InstanceId)
 			}
-			fmt.Fprintf(l.log, "ec2-new: launched %d in %s (%s)\n", len(ids), aws.ToString(sn.SubnetId), aws.ToString(sn.AvailabilityZone))
+			fmt.Fprintf(l.log, "ec2-new: launched %d %s in %s (%s)\n", len(ids), in.InstanceType, aws.ToString(sn.SubnetId), aws.ToString(sn.AvailabilityZone))
 			return ids, nil
 		}
 		if !slices.Contains(capacityCodes, apiCode(err)) || i == len(subnets)-1 || ctx.Err() != nil {
@@ -203,13 +256,41 @@ func (l *launcher) run(ctx context.Context, in *ec2.RunInstancesInput, subnets [
 	return nil, cli.Errorf(cli.ExitUsage, "no subnet to launch in")
 }
 
+// profileWait bounds how long a launch refused for a just-made instance profile is retried:
+// IAM takes a few seconds to tell EC2 about it.
+const profileWait = time.Minute
+
+// runInstances is one RunInstances request, not abandoned on an interrupt (its reply holds
+// the ids to clean up). With a just-made instance profile, EC2's refusal of the profile
+// (InvalidParameterValue) is retried until profileWait.
+func (l *launcher) runInstances(ctx context.Context, in *ec2.RunInstancesInput, freshProfile bool) (*ec2.RunInstancesOutput, error) {
+	token := aws.ToString(in.ClientToken)
+	deadline := time.Now().Add(profileWait)
+	for try := 1; ; try++ {
+		rctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 2*time.Minute)
+		out, err := l.ec2.RunInstances(rctx, in)
+		cancel()
+		if err == nil || !freshProfile || apiCode(err) != "InvalidParameterValue" || time.Now().After(deadline) {
+			return out, err
+		}
+		fmt.Fprintf(l.log, "ec2-new: EC2 does not accept the new instance profile yet (%s); retrying\n", apiCode(err))
+		select {
+		case <-ctx.Done():
+			return nil, err
+		case <-time.After(2 * time.Second):
+		}
+		// A refused request launched nothing; a token of its own keeps the retry apart.
+		in.ClientToken = aws.String(fmt.Sprintf("%s-%d", token, try))
+	}
+}
+
 // wait waits, within o.Wait, until every instance runs, accepts SSH and finished booting.
 func (l *launcher) wait(ctx context.Context, ids []string, o Options) error {
 	wctx, cancel := context.WithTimeout(ctx, o.Wait)
 	defer cancel()
 	insts, err := l.fleet.WaitRunning(wctx, ids)
 	if err == nil {
-		_, err = Ready(wctx, insts, hosts.Conn{Private: o.Private}, l.log)
+		_, err = Ready(wctx, insts, hosts.Conn{Private: o.Private}, !o.InitOkFail, l.log)
 	}
 	if err != nil && ctx.Err() != nil {
 		return cli.Errorf(cli.ExitInterrupted, "interrupted while waiting")
@@ -242,7 +323,7 @@ func (l *launcher) abort(ctx context.Context, token string, ids []string, cause 
 	var err error
 	for try := 0; try < 5; try++ {
 		// Instances just launched may not be visible to TerminateInstances yet.
-		if err = l.fleet.Terminate(ctx, targets); err == nil || !strings.Contains(err.Error(), "NotFound") {
+		if err = l.fleet.Terminate(ctx, targets); apiCode(err) != "InvalidInstanceID.NotFound" {
 			break
 		}
 		time.Sleep(time.Second)

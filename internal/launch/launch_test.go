@@ -5,11 +5,11 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
 
-	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/ec2/types"
 
 	"ec2kit/internal/cli"
@@ -26,7 +26,9 @@ func TestCheck(t *testing.T) {
 		"no type":     func(o *Options) { o.Type = "" },
 		"bad type":    func(o *Options) { o.Type = "large" },
 		"gigs":        func(o *Options) { o.Gigs = -1 },
-		"short ttl":   func(o *Options) { o.TTL = 10 * time.Second },
+		"short ttl":   func(o *Options) { o.TTL = ptr(10 * time.Second) },
+		"zero ttl":    func(o *Options) { o.TTL = ptr(time.Duration(0)) },
+		"shutdown":    func(o *Options) { o.Shutdown = "hibernate" },
 		"no wait":     func(o *Options) { o.Wait = 0 },
 		"tag no =":    func(o *Options) { o.Tags = []string{"team"} },
 		"tag no key":  func(o *Options) { o.Tags = []string{"=x"} },
@@ -76,20 +78,20 @@ func TestUserData(t *testing.T) {
 		t.Fatal(err)
 	}
 	s := decode(t, ud)
-	for _, want := range []string{"#!/bin/bash\n", "sleep 5400; poweroff", "chown ubuntu: /mnt", "Instance Storage",
+	for _, want := range []string{"#!/bin/bash\n", "+ 5400 ))", "shutdown -P +", ttlScript, "chown ubuntu: /mnt", "Instance Storage",
 		"(cd / && /var/lib/ec2kit/init)", BootDone} {
 		if !strings.Contains(s, want) {
 			t.Errorf("boot script lacks %q:\n%s", want, s)
 		}
 	}
-	if strings.Index(s, "poweroff") > strings.Index(s, "Instance Storage") {
+	if strings.Index(s, "shutdown -P") > strings.Index(s, "Instance Storage") {
 		t.Error("the TTL must be set before anything that can fail")
 	}
 	if out, err := exec.Command("bash", "-n", "-c", s).CombinedOutput(); err != nil {
 		t.Fatalf("bash -n: %v %s", err, out)
 	}
 	plain := decode(t, must(UserData("ec2-user", "", 0)))
-	if strings.Contains(plain, "poweroff") || strings.Contains(plain, "ec2kit/init") || !strings.Contains(plain, "chown ec2-user: /mnt") {
+	if strings.Contains(plain, "shutdown") || strings.Contains(plain, "ec2kit/init") || !strings.Contains(plain, "chown ec2-user: /mnt") {
 		t.Errorf("no TTL, no init:\n%s", plain)
 	}
 	noShebang := decode(t, must(UserData("admin", "apt-get install -y jq", 0)))
@@ -122,6 +124,36 @@ func TestBootScriptRuns(t *testing.T) {
 	}
 }
 
+// TestTTLTimer runs the --ttl per-boot script against a recording shutdown: the OS timer is
+// armed for the deadline, rounded up to whole minutes, and a deadline already past powers
+// off at once (a reboot after the TTL).
+func TestTTLTimer(t *testing.T) {
+	s := decode(t, must(UserData("ec2-user", "", 3*time.Minute)))
+	_, script, _ := strings.Cut(s, "<<'EC2KIT_TTL'\n")
+	script, _, _ = strings.Cut(script, "EC2KIT_TTL\n")
+	dir := t.TempDir()
+	deadline := filepath.Join(dir, "deadline")
+	script = strings.ReplaceAll(script, deadlineFile, deadline)
+	os.WriteFile(filepath.Join(dir, "shutdown"), []byte("#!/bin/sh\necho \"$@\" >>\"$(dirname \"$0\")/calls\"\n"), 0o755)
+	for _, tc := range []struct {
+		left int64
+		want string
+	}{{90, "-P +2"}, {60, "-P +1"}, {7200, "-P +120"}, {-5, "-P now"}} {
+		os.Remove(filepath.Join(dir, "calls"))
+		os.WriteFile(deadline, []byte(strconv.FormatInt(time.Now().Unix()+tc.left, 10)+"\n"), 0o644)
+		cmd := exec.Command("sh", "-c", script)
+		cmd.Env = append(os.Environ(), "PATH="+dir+":"+os.Getenv("PATH"))
+		if out, err := cmd.CombinedOutput(); err != nil {
+			t.Fatalf("%v %s", err, out)
+		}
+		if calls, _ := os.ReadFile(filepath.Join(dir, "calls")); strings.TrimSpace(string(calls)) != tc.want {
+			t.Errorf("%ds left: shutdown %q, want %q", tc.left, calls, tc.want)
+		}
+	}
+}
+
+func ptr[T any](v T) *T { return &v }
+
 func currentUser(t *testing.T) string {
 	out, err := exec.Command("id", "-un").Output()
 	if err != nil {
@@ -138,7 +170,7 @@ func must(s string, err error) string {
 }
 
 func TestRunInput(t *testing.T) {
-	o := Options{Num: 50, Type: "c5d.large", Spot: true, TTL: time.Hour, Gigs: 40, Profile: "arn:aws:iam::1:instance-profile/x"}
+	o := Options{Num: 50, Type: "c5d.large", Spot: true, TTL: ptr(time.Hour), Gigs: 40}
 	in := runInput(o, image{ID: "ami-1", RootDevice: "/dev/xvda"}, "key", "sg-1", "dWQ=", map[string]string{"Name": "web", "b": "2", "a": "1"})
 	if *in.MinCount != 50 || *in.MaxCount != 50 {
 		t.Error("MinCount and MaxCount must both be the fleet size")
@@ -148,20 +180,19 @@ func TestRunInput(t *testing.T) {
 		t.Error("spot: one-time, terminate on interruption")
 	}
 	if in.InstanceInitiatedShutdownBehavior != types.ShutdownBehaviorTerminate {
-		t.Error("--ttl: power off must terminate")
+		t.Error("power off must terminate")
 	}
 	if bd := in.BlockDeviceMappings; len(bd) != 1 || *bd[0].Ebs.VolumeSize != 40 || *bd[0].DeviceName != "/dev/xvda" {
 		t.Error("--gigs: root volume")
 	}
-	if aws.ToString(in.IamInstanceProfile.Arn) == "" {
-		t.Error("--profile ARN")
-	}
 	if tags := in.TagSpecifications[0].Tags; len(tags) != 3 || *tags[0].Key != "Name" || *tags[1].Key != "a" {
 		t.Errorf("tags sorted by key: %v", tags)
 	}
-	od := runInput(Options{Num: 1, Type: "t3.micro", Profile: "p"}, image{ID: "ami-1"}, "key", "sg-1", "", nil)
-	if od.InstanceMarketOptions != nil || od.InstanceInitiatedShutdownBehavior != "" || od.BlockDeviceMappings != nil ||
-		aws.ToString(od.IamInstanceProfile.Name) != "p" {
+	od := runInput(Options{Num: 1, Type: "t3.micro"}, image{ID: "ami-1"}, "key", "sg-1", "", nil)
+	if od.InstanceMarketOptions != nil || od.InstanceInitiatedShutdownBehavior != types.ShutdownBehaviorTerminate || od.BlockDeviceMappings != nil {
 		t.Error("on-demand defaults")
+	}
+	if st := runInput(Options{Num: 1, Type: "t3.micro", Shutdown: ShutdownStop}, image{ID: "ami-1"}, "key", "sg-1", "", nil); st.InstanceInitiatedShutdownBehavior != types.ShutdownBehaviorStop {
+		t.Error("--shutdown stop")
 	}
 }

@@ -18,23 +18,35 @@ import (
 
 // Options are ec2-new's arguments.
 type Options struct {
-	Name    string        // Name tag of every instance; generated when empty
-	Num     int           // how many instances
-	Type    string        // instance type
-	AMI     string        // al2023, ubuntu, debian or ami-…
-	User    string        // login user; default: the image's
-	Spot    bool          // one-time spot instances, terminated on interruption
-	Subnets []string      // subnets to try, in order
-	VPC     string        // else the subnets of this VPC
-	Init    string        // script run as root at boot, or the name of a file holding it
-	Gigs    int           // root volume size; 0 keeps the image's
-	Tags    []string      // extra key=value tags
-	TTL     time.Duration // power off and terminate after this long; 0: never
-	Profile string        // IAM instance profile name or ARN
-	Wait    time.Duration // bound on waiting until every instance is ready
-	NoWait  bool          // print the ids as soon as EC2 accepted the launch
-	Private bool          // reach instances on their private addresses
+	Name       string         // Name tag of every instance; generated when empty
+	Num        int            // how many instances
+	Min        int            // accept a fleet of at least this many when Num cannot be had; 0: Num
+	Type       string         // instance type, or several, comma-separated, tried in order
+	AMI        string         // al2023, ubuntu, debian or ami-…
+	User       string         // login user; default: the image's
+	Spot       bool           // one-time spot instances, terminated on interruption
+	Subnets    []string       // subnets to try, in order
+	VPC        string         // else the subnets of this VPC
+	Init       string         // script run as root at boot, or the name of a file holding it
+	InitOkFail bool           // a failing Init does not fail the launch
+	Gigs       int            // root volume size; 0 keeps the image's
+	Tags       []string       // extra key=value tags
+	TTL        *time.Duration // power off after this long; nil: never
+	Shutdown   string         // what a poweroff on the instance does: ShutdownTerminate (default) or ShutdownStop
+	Profile    string         // IAM instance profile name or ARN, NoProfile, or "" for NodeProfile
+	Wait       time.Duration  // bound on waiting until every instance is ready
+	NoWait     bool           // print the ids as soon as EC2 accepted the launch
+	Private    bool           // reach instances on their private addresses
+	Join       bool           // add to an existing fleet of this name
+
+	generated bool // the name was made up by check
 }
+
+// The --shutdown choices: what a poweroff on an instance does.
+const (
+	ShutdownTerminate = "terminate"
+	ShutdownStop      = "stop"
+)
 
 // reserved tag keys are set by ec2-new itself.
 var reserved = []string{"Name", fleet.UserTag, FleetTag, LaunchTag}
@@ -57,12 +69,16 @@ func (o *Options) check() (tags map[string]string, err error) {
 	switch {
 	case o.Num < 1:
 		return nil, cli.Errorf(cli.ExitUsage, "--num must be at least 1")
-	case o.Type == "" || !strings.Contains(o.Type, "."):
-		return nil, cli.Errorf(cli.ExitUsage, "--type %q is not an instance type (they look like t3.micro)", o.Type)
+	case o.Min < 0 || o.Min > o.Num:
+		return nil, cli.Errorf(cli.ExitUsage, "--min %d: want 1 to --num (%d)", o.Min, o.Num)
+	case o.Type == "":
+		return nil, cli.Errorf(cli.ExitUsage, "--type is empty (instance types look like t3.micro)")
 	case o.Gigs < 0:
 		return nil, cli.Errorf(cli.ExitUsage, "--gigs must not be negative")
-	case o.TTL < 0 || (o.TTL > 0 && o.TTL < time.Minute):
-		return nil, cli.Errorf(cli.ExitUsage, "--ttl must be at least 1m")
+	case o.TTL != nil && *o.TTL < time.Minute:
+		return nil, cli.Errorf(cli.ExitUsage, "--ttl must be at least 1m (not %s)", *o.TTL)
+	case o.Shutdown != "" && o.Shutdown != ShutdownTerminate && o.Shutdown != ShutdownStop:
+		return nil, cli.Errorf(cli.ExitUsage, "--shutdown %q: want terminate or stop", o.Shutdown)
 	case !o.NoWait && o.Wait <= 0:
 		return nil, cli.Errorf(cli.ExitUsage, "--wait must be positive (or use --no-wait)")
 	case strings.ContainsAny(o.Name, "\n\t"):
@@ -71,6 +87,11 @@ func (o *Options) check() (tags map[string]string, err error) {
 		return nil, cli.Errorf(cli.ExitUsage, "--ami %q: want al2023, ubuntu, debian or an ami- id", o.AMI)
 	case o.User != "" && !userRE.MatchString(o.User):
 		return nil, cli.Errorf(cli.ExitUsage, "--user %q is not a user name", o.User)
+	}
+	for _, t := range strings.Split(o.Type, ",") {
+		if !strings.Contains(t, ".") || strings.ContainsAny(t, " \t") {
+			return nil, cli.Errorf(cli.ExitUsage, "--type %q is not an instance type (they look like t3.micro)", t)
+		}
 	}
 	tags = map[string]string{}
 	for _, kv := range o.Tags {
@@ -97,7 +118,7 @@ func (o *Options) check() (tags map[string]string, err error) {
 		}
 	}
 	if o.Name == "" {
-		o.Name = "fleet-" + randomHex(3)
+		o.Name, o.generated = "fleet-"+randomHex(3), true
 	}
 	return tags, nil
 }
@@ -106,4 +127,12 @@ func randomHex(n int) string {
 	b := make([]byte, n)
 	rand.Read(b)
 	return hex.EncodeToString(b)
+}
+
+// ttl is the TTL, 0 for none.
+func (o *Options) ttl() time.Duration {
+	if o.TTL == nil {
+		return 0
+	}
+	return *o.TTL
 }

@@ -17,6 +17,10 @@ const (
 	BootDone = "/var/lib/ec2kit/boot-done"
 	// InitLog is the --init script's output.
 	InitLog = "/var/log/ec2kit-init.log"
+	// deadlineFile holds the --ttl deadline, in seconds since the epoch.
+	deadlineFile = "/var/lib/ec2kit/deadline"
+	// ttlScript arms the --ttl timer, on every boot.
+	ttlScript = "/var/lib/cloud/scripts/per-boot/ec2kit-ttl"
 )
 
 // bootScript is the user data of every instance. The TTL comes first so that a failure
@@ -26,8 +30,23 @@ var bootScript = template.Must(template.New("boot").Parse(`#!/bin/bash
 # ec2kit boot script: power-off timer, /mnt, then the --init script.
 mkdir -p /var/lib/ec2kit
 {{- if .TTLSeconds}}
-# --ttl: power off (the instance then terminates) after {{.TTLSeconds}}s.
-setsid sh -c 'sleep {{.TTLSeconds}}; poweroff' </dev/null >/dev/null 2>&1 &
+# --ttl: power off (the instance then terminates) {{.TTLSeconds}}s after the first boot, by
+# the OS's own shutdown timer, which no killed process disarms. The deadline is absolute and
+# cloud-init runs per-boot scripts on every boot, so a reboot arms it again.
+[ -e {{.DeadlineFile}} ] || echo $(( $(date +%s) + {{.TTLSeconds}} )) >{{.DeadlineFile}}
+mkdir -p /var/lib/cloud/scripts/per-boot
+cat >{{.TTLScript}} <<'EC2KIT_TTL'
+#!/bin/sh
+# ec2kit --ttl: arm the power-off timer for the deadline in {{.DeadlineFile}}.
+left=$(( $(cat {{.DeadlineFile}}) - $(date +%s) ))
+[ "$left" -gt 0 ] || exec shutdown -P now
+# shutdown counts in minutes: round up, never early.
+if ! shutdown -P +$(( (left + 59) / 60 )); then
+  (sleep "$left"; poweroff) </dev/null >/dev/null 2>&1 & # no OS timer: the next best thing
+fi
+EC2KIT_TTL
+chmod 755 {{.TTLScript}}
+{{.TTLScript}} </dev/null >>/var/log/ec2kit-ttl.log 2>&1
 {{- end}}
 # Instance-store NVMe disks (EBS disks have another model name): a RAID0 of all of them when
 # there are several and mdadm is there, else the first, formatted and mounted on /mnt.
@@ -66,12 +85,14 @@ echo $status >{{.Done}}.tmp && mv {{.Done}}.tmp {{.Done}}
 func UserData(user, init string, ttl time.Duration) (string, error) {
 	var b bytes.Buffer
 	data := map[string]any{
-		"User":       user,
-		"TTLSeconds": int64(ttl.Round(time.Second) / time.Second),
-		"Shebang":    strings.HasPrefix(init, "#!"),
-		"Log":        InitLog,
-		"Done":       BootDone,
-		"Init":       "",
+		"User":         user,
+		"TTLSeconds":   int64(ttl.Round(time.Second) / time.Second),
+		"DeadlineFile": deadlineFile,
+		"TTLScript":    ttlScript,
+		"Shebang":      strings.HasPrefix(init, "#!"),
+		"Log":          InitLog,
+		"Done":         BootDone,
+		"Init":         "",
 	}
 	if init != "" {
 		data["Init"] = wrap(base64.StdEncoding.EncodeToString([]byte(init)), 76)

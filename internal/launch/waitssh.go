@@ -2,6 +2,7 @@ package launch
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"os"
@@ -18,10 +19,11 @@ import (
 
 // Ready waits, until ctx's deadline, for every instance to accept SSH (recording its host
 // key on first contact) and, for instances ec2-new launched, to finish its boot script (so
-// /mnt is there). It returns the ready instances in order, and an ExitUnreachable error
-// naming the others. A failed --init script is reported on log but does not count. conn
-// says how to connect (keys, user, addresses, timeout).
-func Ready(ctx context.Context, insts []fleet.Instance, conn hosts.Conn, log io.Writer) ([]fleet.Instance, error) {
+// /mnt is there). It returns the ready instances in order, and an error naming the others:
+// ExitUnreachable when some could not be reached, else ExitFailed. An instance whose --init
+// script failed is not ready when strictInit, else it is, with a warning on log; either way
+// the script's last lines go to log. conn says how to connect (keys, user, addresses, timeout).
+func Ready(ctx context.Context, insts []fleet.Instance, conn hosts.Conn, strictInit bool, log io.Writer) ([]fleet.Instance, error) {
 	cfg, err := conn.Config(insts)
 	if err != nil {
 		return nil, err
@@ -39,8 +41,9 @@ func Ready(ctx context.Context, insts []fleet.Instance, conn hosts.Conn, log io.
 	}
 	up, err := sshx.WaitReady(ctx, targets, cfg, maxWait)
 	var problems []string
+	code := cli.ExitOK
 	if err != nil {
-		problems = append(problems, err.Error())
+		problems, code = append(problems, err.Error()), cli.ExitUnreachable
 	}
 	booted := make([]error, len(up))
 	var wg sync.WaitGroup
@@ -51,27 +54,50 @@ func Ready(ctx context.Context, insts []fleet.Instance, conn hosts.Conn, log io.
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			booted[i] = waitBoot(ctx, t, cfg, log)
+			booted[i] = waitBoot(ctx, t, cfg)
 		}()
 	}
 	wg.Wait()
 	var ready []fleet.Instance
 	for i, t := range up {
-		if booted[i] != nil {
-			problems = append(problems, booted[i].Error())
+		var ie *InitError
+		switch {
+		case errors.As(booted[i], &ie):
+			fmt.Fprintf(log, "%s: the --init script exited with %d; %s", t.ID, ie.Code, tailNote(ie.Tail))
+			if strictInit {
+				problems, code = append(problems, ie.Error()), cli.Worst(code, cli.ExitFailed)
+				continue
+			}
+			fmt.Fprintf(log, "%s: warning: going on (--init-ok-fail)\n", t.ID)
+		case booted[i] != nil:
+			problems, code = append(problems, booted[i].Error()), cli.ExitUnreachable
 			continue
 		}
 		ready = append(ready, byID[t.ID])
 	}
 	if len(problems) > 0 {
-		return ready, cli.WithHint(cli.Errorf(cli.ExitUnreachable, "%d of %d instance(s) not ready: %s", len(insts)-len(ready), len(insts), strings.Join(problems, "; ")), cli.HintOf(err))
+		return ready, cli.WithHint(cli.Errorf(code, "%d of %d instance(s) not ready: %s", len(insts)-len(ready), len(insts), strings.Join(problems, "; ")), cli.HintOf(err))
 	}
 	return ready, nil
 }
 
-// waitBoot waits on the instance until the boot script has written BootDone, and warns when
-// the --init script failed.
-func waitBoot(ctx context.Context, t sshx.Target, cfg *sshx.Config, log io.Writer) error {
+// InitError is an --init script that failed on an instance.
+type InitError struct {
+	ID   string
+	Code int    // its exit status
+	Tail string // the last lines of its output
+}
+
+func (e *InitError) Error() string {
+	return fmt.Sprintf("%s: the --init script exited with %d", e.ID, e.Code)
+}
+
+// initTailLines is how much of a failed --init script's output is shown.
+const initTailLines = 20
+
+// waitBoot waits on the instance until the boot script has written BootDone; a failed --init
+// script is an *InitError.
+func waitBoot(ctx context.Context, t sshx.Target, cfg *sshx.Config) error {
 	c, err := sshx.Dial(ctx, t, cfg)
 	if err != nil {
 		return err
@@ -83,17 +109,33 @@ func waitBoot(ctx context.Context, t sshx.Target, cfg *sshx.Config, log io.Write
 	if err != nil {
 		return fmt.Errorf("%s: %v", t.ID, err)
 	}
-	out, err := s.Output(fmt.Sprintf("while [ ! -e %s ]; do sleep 1; done; cat %s", BootDone, BootDone))
+	out, err := s.Output(fmt.Sprintf("while [ ! -e %[1]s ]; do sleep 1; done; cat %[1]s; grep -qx 0 %[1]s || tail -n %[2]d %[3]s",
+		BootDone, initTailLines, InitLog))
 	if ctx.Err() != nil {
 		return fmt.Errorf("%s: boot script not finished: %v", t.ID, ctx.Err())
 	}
 	if err != nil {
 		return fmt.Errorf("%s: waiting for the boot script: %v", t.ID, err)
 	}
-	if code, _ := strconv.Atoi(strings.TrimSpace(string(out))); code != 0 {
-		fmt.Fprintf(log, "%s: warning: the --init script exited with %d (its output is in %s there)\n", t.ID, code, InitLog)
+	status, tail, _ := strings.Cut(string(out), "\n")
+	if code, _ := strconv.Atoi(strings.TrimSpace(status)); code != 0 {
+		return &InitError{ID: t.ID, Code: code, Tail: tail}
 	}
 	return nil
+}
+
+// tailNote shows the end of a failed script's output, each line prefixed so that it stands
+// apart from ec2-new's own.
+func tailNote(s string) string {
+	if strings.TrimSpace(s) == "" {
+		return fmt.Sprintf("it wrote nothing (%s there)\n", InitLog)
+	}
+	b := strings.Builder{}
+	fmt.Fprintf(&b, "the end of its output (%s there):\n", InitLog)
+	for _, line := range strings.Split(strings.TrimRight(s, "\n"), "\n") {
+		b.WriteString("  | " + line + "\n")
+	}
+	return b.String()
 }
 
 // WaitOptions are ec2-wait-ssh's arguments.
@@ -129,7 +171,7 @@ func WaitSSH(ctx context.Context, o WaitOptions) error {
 	if insts, err = c.WaitRunning(wctx, fleet.IDs(insts)); err != nil {
 		return err
 	}
-	ready, err := Ready(wctx, insts, o.Conn, os.Stderr)
+	ready, err := Ready(wctx, insts, o.Conn, false, os.Stderr)
 	for _, in := range ready {
 		fmt.Println(in.ID)
 	}

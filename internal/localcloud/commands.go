@@ -61,10 +61,11 @@ type Run struct {
 	Command []string `arg:"positional,required" placeholder:"CMD" help:"command and arguments (put -- before them)"`
 }
 
-// Fault injects a failure into one instance's host.
+// Fault injects a failure into one instance's host, or (capacity) into RunInstances.
 type Fault struct {
-	ID   string `arg:"positional,required" placeholder:"INSTANCE-ID"`
-	Mode string `arg:"positional,required" placeholder:"down|hang|up" help:"down: kill the host, EC2 still says running; hang: freeze its processes; up: back to normal"`
+	ID   string   `arg:"positional,required" placeholder:"INSTANCE-ID|capacity"`
+	Mode string   `arg:"positional,required" placeholder:"down|hang|up|TYPE" help:"down: kill the host, EC2 still says running; hang: freeze its processes; up: back to normal; after capacity: the instance type"`
+	Rest []string `arg:"positional" placeholder:"[ZONE] on|off|N" help:"capacity TYPE [ZONE] on: RunInstances of TYPE (in ZONE) answers InsufficientInstanceCapacity; N: at most N instances per request; off: served again"`
 }
 
 // Serve is the supervisor (started by up inside the namespace).
@@ -318,6 +319,9 @@ func (r Run) run(ctx context.Context, c Cloud) error {
 func (f Fault) run(ctx context.Context, c Cloud) error {
 	if _, err := c.savedEnv(); err != nil {
 		return err
+	}
+	if f.ID == "capacity" {
+		return capacityFault(c, f.Mode, f.Rest)
 	}
 	switch f.Mode {
 	case "down", "hang", "up":

@@ -5,22 +5,30 @@
 #   - a launch without a subnet uses the zone's default subnet, as EC2 does (moto would invent
 #     a random 10.x address and a public one);
 #   - the instance-lifecycle filter of DescribeInstances works (moto raises NotImplementedError);
-#   - DescribeSpotPriceHistory returns per-zone prices (moto returns one constant for all).
+#   - DescribeSpotPriceHistory returns per-zone prices (moto returns one constant for all);
+#   - RunInstances answers InsufficientInstanceCapacity for the pools `localcloud fault
+#     capacity` dried up or limited (capacity-faults.json beside the prices: [[type, zone or
+#     "", at most N instances per request], ...]); a limited pool launches up to MaxCount
+#     within the limit, as EC2 does (moto launches MinCount).
 # Usage: python moto_launcher.py HOST PORT SPOT_PRICES_JSON
 import json
+import os
 import sys
+import threading
 import time
 
 import moto.ec2.models.vpcs as vpcs
 from moto.ec2.models.instances import InstanceBackend
 import moto.ec2.utils as ec2utils
-from moto.ec2.exceptions import DefaultVpcAlreadyExists
+from moto.ec2.exceptions import DefaultVpcAlreadyExists, EC2ClientError
 from moto.ec2.responses.spot_instances import SpotInstances
+from moto.ec2.responses.instances import InstanceResponse
 from moto.core.responses import ActionResult
 
 host, port, prices_path = sys.argv[1], sys.argv[2], sys.argv[3]
 with open(prices_path, encoding="utf-8") as f:
     SPOT = json.load(f)  # {"base": {type: on-demand USD/h}, "zones": {zone-letter: factor}, "default": USD/h}
+CAPACITY_FAULTS = os.path.join(os.path.dirname(prices_path), "capacity-faults.json")
 
 
 def create_default_vpc(self):
@@ -44,7 +52,43 @@ def run_instances(self, image_id, count, user_data, security_group_names, **kwar
         subnet = self.get_default_subnets().get(zone)
         if subnet is not None:
             kwargs["subnet_id"] = subnet.id
+    count = capacity(self, count, kwargs)
     return _run_instances(self, image_id, count, user_data, security_group_names, **kwargs)
+
+
+REQUEST = threading.local()  # MaxCount of the request being served
+_response_run_instances = InstanceResponse.run_instances
+
+
+def response_run_instances(self):
+    REQUEST.max_count = int(self._get_param("MaxCount", if_none="1"))
+    return _response_run_instances(self)
+
+
+InstanceResponse.run_instances = response_run_instances
+
+
+def capacity(backend, count, kwargs):
+    """How many instances to launch (count is MinCount): all, unless a fault limits the pool."""
+    try:
+        with open(CAPACITY_FAULTS, encoding="utf-8") as f:
+            faults = json.load(f)
+    except FileNotFoundError:
+        return count
+    itype = kwargs.get("instance_type") or "m1.small"
+    subnet_id = kwargs.get("subnet_id") or next((n["SubnetId"] for n in kwargs.get("nics") or [] if "SubnetId" in n), None)
+    zone = backend.get_subnet(subnet_id).availability_zone if subnet_id else kwargs.get("placement")
+    for t, z, limit in faults:
+        if t == itype and z in ("", zone):
+            if count <= limit:
+                return min(max(count, getattr(REQUEST, "max_count", count)), limit)
+            raise EC2ClientError(
+                "InsufficientInstanceCapacity",
+                f"We currently do not have sufficient {itype} capacity in the Availability Zone you requested ({zone}). "
+                "Our system will be working on provisioning additional capacity. You can currently get "
+                f"{itype} capacity by not specifying an Availability Zone in your request or choosing another zone.",
+            )
+    return count
 
 
 InstanceBackend.run_instances = run_instances

@@ -35,7 +35,7 @@ func Boot(dir string) int {
 	log.SetPrefix("init: ")
 	// Signals first, so a poweroff during boot is not lost.
 	sigs := make(chan os.Signal, 4)
-	signal.Notify(sigs, syscall.SIGUSR1, syscall.SIGUSR2, syscall.SIGTERM, syscall.SIGCHLD)
+	signal.Notify(sigs, syscall.SIGUSR1, syscall.SIGUSR2, syscall.SIGTERM, syscall.SIGCHLD, syscall.SIGHUP)
 	var spec Spec
 	b, err := os.ReadFile(filepath.Join(dir, "spec.json"))
 	if err == nil {
@@ -56,7 +56,9 @@ func Boot(dir string) int {
 		return ExitCrashed
 	}
 	log.Printf("%s up: sshd on %s:22 for %s", spec.ID, spec.IP, spec.User)
+	startPerBoot(spec)
 	userData = startUserData(spec)
+	var shutdown shutdownTimer
 	for sig := range sigs {
 		switch sig {
 		case syscall.SIGUSR1:
@@ -67,6 +69,8 @@ func Boot(dir string) int {
 			return ExitReboot
 		case syscall.SIGTERM:
 			return ExitKilled
+		case syscall.SIGHUP: // the shutdown command changed the schedule
+			shutdown.rearm()
 		}
 		for { // SIGCHLD: reap every orphan, as an init must
 			var ws unix.WaitStatus
@@ -240,19 +244,6 @@ kill -` + sig + ` 1
 `
 }
 
-const shutdownScript = `#!/bin/sh
-# ec2kit local cloud: shutdown [-r|-h|-P|-c] [TIME] ends or restarts this instance only.
-[ "$(id -u)" = 0 ] || { echo "$0: must be superuser" >&2; exit 1; }
-sig=USR1
-for a in "$@"; do
-  case "$a" in
-    -r|--reboot) sig=USR2 ;;
-    -c) exit 0 ;;
-  esac
-done
-kill -$sig 1
-`
-
 const cloudInitScript = `#!/bin/sh
 # ec2kit local cloud: only "cloud-init status [--wait]" is provided.
 [ "$1" = status ] || { echo "cloud-init: only 'status [--wait]' is available here" >&2; exit 1; }
@@ -296,7 +287,7 @@ func startUserData(spec Spec) int {
 		cmd = exec.Command(script)
 	}
 	cmd.Dir = "/"
-	cmd.Env = append([]string{"HOME=/root", "USER=root", "PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"}, spec.Env...)
+	cmd.Env = scriptEnv(spec)
 	cmd.Stdout, cmd.Stderr = out, out
 	if err := cmd.Start(); err != nil {
 		log.Printf("user data: %v", err)
