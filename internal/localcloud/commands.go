@@ -63,8 +63,9 @@ type Run struct {
 
 // Fault injects a failure into one instance's host.
 type Fault struct {
-	ID   string `arg:"positional,required" placeholder:"INSTANCE-ID"`
-	Mode string `arg:"positional,required" placeholder:"down|hang|up" help:"down: kill the host, EC2 still says running; hang: freeze its processes; up: back to normal"`
+	ID     string        `arg:"positional,required" placeholder:"INSTANCE-ID"`
+	Mode   string        `arg:"positional,required" placeholder:"down|hang|up|interrupt" help:"down: kill the host, EC2 still says running; hang: freeze its processes; up: back to normal; interrupt: a spot interruption notice in the instance's metadata, then termination"`
+	Notice time.Duration `arg:"--notice" default:"2m" help:"with interrupt: time from the notice to the termination (EC2 gives two minutes)"`
 }
 
 // Serve is the supervisor (started by up inside the namespace).
@@ -320,11 +321,14 @@ func (f Fault) run(ctx context.Context, c Cloud) error {
 		return err
 	}
 	switch f.Mode {
-	case "down", "hang", "up":
+	case "down", "hang", "up", "interrupt":
 	default:
-		return cli.Errorf(cli.ExitUsage, "fault mode %q: use down, hang or up", f.Mode)
+		return cli.Errorf(cli.ExitUsage, "fault mode %q: use down, hang, up or interrupt", f.Mode)
 	}
-	q := url.Values{"id": {f.ID}, "mode": {f.Mode}}
+	if f.Notice < 0 {
+		return cli.Errorf(cli.ExitUsage, "--notice %v: must not be negative", f.Notice)
+	}
+	q := url.Values{"id": {f.ID}, "mode": {f.Mode}, "notice": {f.Notice.String()}}
 	if err := c.control(ctx, "POST", "/fault?"+q.Encode(), nil); err != nil {
 		return err
 	}

@@ -5,7 +5,8 @@
 #   - a launch without a subnet uses the zone's default subnet, as EC2 does (moto would invent
 #     a random 10.x address and a public one);
 #   - the instance-lifecycle filter of DescribeInstances works (moto raises NotImplementedError);
-#   - DescribeSpotPriceHistory returns per-zone prices (moto returns one constant for all).
+#   - DescribeSpotPriceHistory returns per-zone prices (moto returns one constant for all);
+#   - an instance profile reaches every instance of a launch (moto attaches it to the first).
 # Usage: python moto_launcher.py HOST PORT SPOT_PRICES_JSON
 import json
 import sys
@@ -48,6 +49,21 @@ def run_instances(self, image_id, count, user_data, security_group_names, **kwar
 
 
 InstanceBackend.run_instances = run_instances
+_run_with_profile = InstanceBackend.run_instances
+
+
+def run_instances_with_profile(self, image_id, count, user_data, security_group_names, **kwargs):
+    reservation = _run_with_profile(self, image_id, count, user_data, security_group_names, **kwargs)
+    name, arn = kwargs.get("iam_instance_profile_name"), kwargs.get("iam_instance_profile_arn")
+    for instance in reservation.instances[1:]:  # the response handler attaches the first
+        if name:
+            self.associate_iam_instance_profile(instance_id=instance.id, iam_instance_profile_name=name)
+        elif arn:
+            self.associate_iam_instance_profile(instance_id=instance.id, iam_instance_profile_arn=arn)
+    return reservation
+
+
+InstanceBackend.run_instances = run_instances_with_profile
 ec2utils.filter_dict_attribute_mapping["instance-lifecycle"] = "lifecycle"
 
 

@@ -24,6 +24,10 @@ const (
 	userDataLog  = "/var/log/cloud-init-output.log"
 	sshdConfig   = "/etc/ssh/ec2kit_sshd_config"
 	hostKeyPath  = "/etc/ssh/ec2kit/ssh_host_ed25519_key"
+	// The aws CLI's venv, mounted read-only where every user can reach it (the machine's
+	// copy may sit in root's home), run by /usr/local/bin/aws, first on PATH.
+	awscliDir = "/opt/ec2kit/awscli"
+	awsPath   = "/usr/local/bin/aws"
 )
 
 // Boot is the sandbox's init: PID 1 of fresh mount, PID and UTS namespaces (see Start). It
@@ -121,7 +125,17 @@ func buildRoot(dir string, spec Spec) error {
 	for _, h := range spec.Hide {
 		mounts = append(mounts, m{"hidden", root + h, "tmpfs", unix.MS_RDONLY, "mode=755,size=4k"})
 	}
+	if spec.AWSCLI != "" {
+		mounts = append(mounts, m{spec.AWSCLI, root + awscliDir, "", unix.MS_BIND, ""},
+			m{"", root + awscliDir, "", unix.MS_BIND | unix.MS_REMOUNT | unix.MS_RDONLY, ""})
+	}
 	for _, x := range mounts {
+		if x.target == root+awscliDir && x.flags&unix.MS_REMOUNT == 0 {
+			// Its mount point is made in the instance's own layer, once that is mounted.
+			if err := os.MkdirAll(x.target, 0o755); err != nil {
+				return err
+			}
+		}
 		if err := unix.Mount(x.src, x.target, x.fstype, x.flags, x.data); err != nil {
 			return fmt.Errorf("mount %s on %s: %w", x.src, x.target, err)
 		}
@@ -192,6 +206,14 @@ func configure(spec Spec) error {
 		{"/usr/sbin/reboot", 0o755, powerScript("USR2")},
 		{"/usr/sbin/shutdown", 0o755, shutdownScript},
 		{"/usr/bin/cloud-init", 0o755, cloudInitScript},
+	}
+	if spec.AWSCLI != "" {
+		// The venv's own scripts name its machine path; the module runs from anywhere.
+		files = append(files, struct {
+			path    string
+			mode    os.FileMode
+			content string
+		}{awsPath, 0o755, "#!/bin/sh\nexec " + awscliDir + "/bin/python -m awscli \"$@\"\n"})
 	}
 	for _, f := range files {
 		if err := os.MkdirAll(filepath.Dir(f.path), 0o755); err != nil {
