@@ -389,6 +389,7 @@ func (s *supervisor) control(ctx context.Context, w *watcher.Watcher, md *metada
 			{"ec2", "moto at http://" + host + ":" + motoPort + " (also IAM, SSM, STS)"},
 			{"s3", "versitygw at http://" + host + ":" + s3Port + " (data in " + filepath.Join(s.c.DiskDir(), "s3data") + ")"},
 			{"pricing", "http://" + host + ":" + pricingPort},
+			{"metadata", "IMDSv2 at http://<instance address>:" + imdsPort + "/ (each instance's AWS_EC2_METADATA_SERVICE_ENDPOINT)"},
 			{"watcher", "polls EC2 every 300ms"},
 		}, Hosts: w.Status()})
 	})
