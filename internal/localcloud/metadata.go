@@ -8,6 +8,7 @@ import (
 	"net"
 	"net/http"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
@@ -26,11 +27,16 @@ const imdsPort = "1338"
 // imdsEndpoint is the metadata service as the instance at ip reaches it.
 func imdsEndpoint(ip string) string { return "http://" + ip + ":" + imdsPort + "/" }
 
-// metadata serves instance metadata from EC2's and IAM's current state.
+// metadata serves instance metadata from EC2's and IAM's current state. It answers from a
+// copy refreshed every second, since clients give IMDS half a second (the SDK's timeout) and
+// moto under load can take longer; an address not in the copy is looked up at once.
 type metadata struct {
 	ec2 *ec2.Client
 	iam *iam.Client
 	srv *imds.Server
+
+	mu   sync.Mutex
+	byIP map[string]imds.Instance
 }
 
 func newMetadata(ec2c *ec2.Client, iamc *iam.Client) *metadata {
@@ -41,45 +47,81 @@ func newMetadata(ec2c *ec2.Client, iamc *iam.Client) *metadata {
 	return m
 }
 
-// listen serves on every address of the namespace (each instance's address is one); the
-// namespace has only loopback, so nothing outside the machine can reach it.
-func (m *metadata) listen() error {
+// serve answers on every address of the namespace (each instance's address is one; the
+// namespace has only loopback, so nothing outside the machine can reach it) and keeps the
+// copy fresh until ctx ends.
+func (m *metadata) serve(ctx context.Context) error {
 	l, err := net.Listen("tcp", "0.0.0.0:"+imdsPort)
 	if err != nil {
 		return fmt.Errorf("metadata service: %w", err)
 	}
 	go http.Serve(l, m.srv)
+	go func() {
+		t := time.NewTicker(time.Second)
+		defer t.Stop()
+		for {
+			if byIP, err := m.running(ctx, nil); err == nil {
+				m.mu.Lock()
+				m.byIP = byIP
+				m.mu.Unlock()
+			}
+			select {
+			case <-ctx.Done():
+				return
+			case <-t.C:
+			}
+		}
+	}()
 	return nil
 }
 
 func (m *metadata) lookup(ctx context.Context, ip string) (imds.Instance, bool, error) {
-	out, err := m.ec2.DescribeInstances(ctx, &ec2.DescribeInstancesInput{Filters: []types.Filter{
-		{Name: aws.String("private-ip-address"), Values: []string{ip}},
-		{Name: aws.String("instance-state-name"), Values: []string{"running"}},
-	}})
-	if err != nil {
-		return imds.Instance{}, false, err
-	}
-	for _, r := range out.Reservations {
-		if len(r.Instances) == 0 {
-			continue
-		}
-		i := r.Instances[0] // an address belongs to one running instance
-		in := imds.Instance{ID: aws.ToString(i.InstanceId), Type: string(i.InstanceType), ImageID: aws.ToString(i.ImageId),
-			IP: aws.ToString(i.PrivateIpAddress), Account: aws.ToString(r.OwnerId), Spot: i.InstanceLifecycle == types.InstanceLifecycleTypeSpot,
-			LaunchTime: aws.ToTime(i.LaunchTime)}
-		if i.Placement != nil {
-			in.Zone = aws.ToString(i.Placement.AvailabilityZone)
-		}
-		if p := i.IamInstanceProfile; p != nil {
-			in.ProfileARN, in.ProfileID = aws.ToString(p.Arn), aws.ToString(p.Id)
-			if in.Role, err = m.role(ctx, in.ProfileARN); err != nil {
-				return in, false, err
-			}
-		}
+	m.mu.Lock()
+	in, ok := m.byIP[ip]
+	m.mu.Unlock()
+	if ok {
 		return in, true, nil
 	}
-	return imds.Instance{}, false, nil
+	byIP, err := m.running(ctx, []types.Filter{{Name: aws.String("private-ip-address"), Values: []string{ip}}})
+	in, ok = byIP[ip]
+	return in, ok, err
+}
+
+// running describes the running instances (those matching filters) by private address.
+func (m *metadata) running(ctx context.Context, filters []types.Filter) (map[string]imds.Instance, error) {
+	filters = append(filters, types.Filter{Name: aws.String("instance-state-name"), Values: []string{"running"}})
+	byIP := map[string]imds.Instance{}
+	roles := map[string]string{} // profile ARN -> role
+	p := ec2.NewDescribeInstancesPaginator(m.ec2, &ec2.DescribeInstancesInput{Filters: filters})
+	for p.HasMorePages() {
+		page, err := p.NextPage(ctx)
+		if err != nil {
+			return nil, err
+		}
+		for _, r := range page.Reservations {
+			for _, i := range r.Instances {
+				in := imds.Instance{ID: aws.ToString(i.InstanceId), Type: string(i.InstanceType), ImageID: aws.ToString(i.ImageId),
+					IP: aws.ToString(i.PrivateIpAddress), Account: aws.ToString(r.OwnerId), Spot: i.InstanceLifecycle == types.InstanceLifecycleTypeSpot,
+					LaunchTime: aws.ToTime(i.LaunchTime)}
+				if i.Placement != nil {
+					in.Zone = aws.ToString(i.Placement.AvailabilityZone)
+				}
+				if p := i.IamInstanceProfile; p != nil {
+					in.ProfileARN, in.ProfileID = aws.ToString(p.Arn), aws.ToString(p.Id)
+					role, ok := roles[in.ProfileARN]
+					if !ok {
+						if role, err = m.role(ctx, in.ProfileARN); err != nil {
+							return nil, err
+						}
+						roles[in.ProfileARN] = role
+					}
+					in.Role = role
+				}
+				byIP[in.IP] = in
+			}
+		}
+	}
+	return byIP, nil
 }
 
 // role is the role of an instance profile ("" when it has none).

@@ -117,7 +117,7 @@ func (s *supervisor) start(ctx context.Context) (*watcher.Watcher, error) {
 	}
 	ec2c := ec2.NewFromConfig(cfg)
 	md := newMetadata(ec2c, iam.NewFromConfig(cfg))
-	if err := md.listen(); err != nil {
+	if err := md.serve(ctx); err != nil {
 		return nil, err
 	}
 	vpc, subnet, err := checkNetwork(ctx, ec2c)

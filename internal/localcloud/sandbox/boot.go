@@ -125,19 +125,20 @@ func buildRoot(dir string, spec Spec) error {
 	for _, h := range spec.Hide {
 		mounts = append(mounts, m{"hidden", root + h, "tmpfs", unix.MS_RDONLY, "mode=755,size=4k"})
 	}
-	if spec.AWSCLI != "" {
-		mounts = append(mounts, m{spec.AWSCLI, root + awscliDir, "", unix.MS_BIND, ""},
-			m{"", root + awscliDir, "", unix.MS_BIND | unix.MS_REMOUNT | unix.MS_RDONLY, ""})
-	}
 	for _, x := range mounts {
-		if x.target == root+awscliDir && x.flags&unix.MS_REMOUNT == 0 {
-			// Its mount point is made in the instance's own layer, once that is mounted.
-			if err := os.MkdirAll(x.target, 0o755); err != nil {
-				return err
-			}
-		}
 		if err := unix.Mount(x.src, x.target, x.fstype, x.flags, x.data); err != nil {
 			return fmt.Errorf("mount %s on %s: %w", x.src, x.target, err)
+		}
+	}
+	if spec.AWSCLI != "" {
+		// Its mount point is made in the instance's own layer, now that it is mounted.
+		if err := os.MkdirAll(root+awscliDir, 0o755); err != nil {
+			return err
+		}
+		for _, flags := range []uintptr{unix.MS_BIND, unix.MS_BIND | unix.MS_REMOUNT | unix.MS_RDONLY} {
+			if err := unix.Mount(spec.AWSCLI, root+awscliDir, "", flags, ""); err != nil {
+				return fmt.Errorf("mount %s on %s: %w", spec.AWSCLI, root+awscliDir, err)
+			}
 		}
 	}
 	if err := os.MkdirAll(root+filepath.Dir(hostKeyPath), 0o755); err != nil {
@@ -190,11 +191,12 @@ func configure(spec Spec) error {
 		home = "/root"
 	}
 	host := Hostname(spec.IP)
-	files := []struct {
+	type file struct {
 		path    string
 		mode    os.FileMode
 		content string
-	}{
+	}
+	files := []file{
 		{home + "/.ssh/authorized_keys", 0o600, spec.AuthorizedKey + "\n"},
 		{"/etc/sudoers.d/90-cloud-init-users", 0o440, u + " ALL=(ALL) NOPASSWD:ALL\n"},
 		{"/etc/hostname", 0o644, host + "\n"},
@@ -209,11 +211,7 @@ func configure(spec Spec) error {
 	}
 	if spec.AWSCLI != "" {
 		// The venv's own scripts name its machine path; the module runs from anywhere.
-		files = append(files, struct {
-			path    string
-			mode    os.FileMode
-			content string
-		}{awsPath, 0o755, "#!/bin/sh\nexec " + awscliDir + "/bin/python -m awscli \"$@\"\n"})
+		files = append(files, file{awsPath, 0o755, "#!/bin/sh\nexec " + awscliDir + "/bin/python -m awscli \"$@\"\n"})
 	}
 	for _, f := range files {
 		if err := os.MkdirAll(filepath.Dir(f.path), 0o755); err != nil {
