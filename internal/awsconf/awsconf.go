@@ -11,11 +11,13 @@ import (
 	"fmt"
 	"net/http"
 	"os"
+	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/aws/retry"
 	awshttp "github.com/aws/aws-sdk-go-v2/aws/transport/http"
 	"github.com/aws/aws-sdk-go-v2/config"
+	"github.com/aws/aws-sdk-go-v2/feature/ec2/imds"
 	"github.com/aws/aws-sdk-go-v2/service/s3"
 	"github.com/aws/smithy-go"
 	"github.com/aws/smithy-go/middleware"
@@ -29,12 +31,21 @@ func Load(ctx context.Context) (aws.Config, error) {
 		config.WithRetryer(func() aws.Retryer {
 			// Fleet-wide calls come in bursts; ride out throttling instead of failing.
 			return retry.NewStandard(func(o *retry.StandardOptions) { o.MaxAttempts = 8 })
-		}),
-		// An EC2 instance has no region in its environment: its metadata service knows it.
-		config.WithEC2IMDSRegion())
+		}))
 	if err != nil {
 		return aws.Config{}, cli.WithHint(cli.Errorf(cli.ExitAWS, "loading AWS configuration: %v", err),
 			"check AWS_PROFILE / ~/.aws/config, or run `aws configure`")
+	}
+	if cfg.Region == "" {
+		// An EC2 instance has no region in its environment: its metadata service knows it.
+		// (Asked here rather than by config.WithEC2IMDSRegion, whose failure off EC2 would
+		// hide the plain "no region" below.)
+		// Bounded: off EC2 the SDK's retries would make that wait seconds.
+		rctx, cancel := context.WithTimeout(ctx, 2*time.Second)
+		if r, err := imds.NewFromConfig(cfg).GetRegion(rctx, nil); err == nil {
+			cfg.Region = r.Region
+		}
+		cancel()
 	}
 	if cfg.Region == "" {
 		return aws.Config{}, cli.WithHint(cli.Errorf(cli.ExitAWS, "no AWS region configured"),

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"io"
+	"net"
 	"net/http"
 	"net/http/httptest"
 	"os"
@@ -61,6 +62,22 @@ func TestLoadOnNode(t *testing.T) {
 	creds, err := cfg.Credentials.Retrieve(context.Background())
 	if err != nil || creds.AccessKeyID != "AKNODE" || creds.Source != "EC2RoleProvider" {
 		t.Errorf("credentials: %+v, %v", creds, err)
+	}
+}
+
+// Off EC2, with no region configured, the metadata service cannot be reached: the error is
+// the plain missing region, with its hint.
+func TestLoadNoRegion(t *testing.T) {
+	onNode(t, "us-east-1a", "")
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Setenv("AWS_EC2_METADATA_SERVICE_ENDPOINT", "http://"+l.Addr().String())
+	l.Close() // refuses from now on
+	_, err = awsconf.Load(context.Background())
+	if err == nil || err.Error() != "no AWS region configured" {
+		t.Fatalf("got %v, want the missing region", err)
 	}
 }
 
