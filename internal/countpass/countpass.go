@@ -106,7 +106,7 @@ func Run(ctx context.Context, o Options, stdin io.Reader, stdout io.Writer) erro
 		cfg.HTTPClient = awshttp.NewBuildableClient().WithTransportOptions(func(t *http.Transport) {
 			t.MaxIdleConnsPerHost = conns
 		})
-		c := &s3stream.Client{S3: awsconf.S3(cfg), Bucket: bucket, PartSize: o.PartSize, Streams: o.Streams}
+		c := &s3stream.Client{S3: awsconf.S3Reader(ctx, cfg), Bucket: bucket, PartSize: o.PartSize, Streams: o.Streams}
 		w = &fromS3{o: o, c: c, prefix: prefix}
 		if o.Map {
 			m := &mapper{o: o, c: c, prefix: prefix}

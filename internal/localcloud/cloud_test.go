@@ -109,13 +109,16 @@ func TestHostLifecycle(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	out, err := sess.Output("hostname; tr '\\0' ' ' < /proc/1/cmdline; echo; sudo -n id -un; echo $AWS_REGION")
+	out, err := sess.Output("hostname; tr '\\0' ' ' < /proc/1/cmdline; echo; sudo -n id -un; " +
+		"echo \"region=$AWS_REGION$AWS_DEFAULT_REGION keys=$AWS_ACCESS_KEY_ID$AWS_SECRET_ACCESS_KEY imds=$AWS_EC2_METADATA_SERVICE_ENDPOINT\"")
 	client.Close()
 	if err != nil {
 		t.Fatalf("%v: %s", err, out)
 	}
 	lines := strings.Split(strings.TrimSpace(string(out)), "\n")
-	want := []string{"ip-" + strings.ReplaceAll(ip, ".", "-"), "localcloud boot", "root", "us-east-1"}
+	// As on EC2: no region and no credentials in the environment, only the metadata service.
+	want := []string{"ip-" + strings.ReplaceAll(ip, ".", "-"), "localcloud boot", "root",
+		"region= keys= imds=http://" + ip + ":" + imdsPort + "/"}
 	for i, w := range want {
 		if i >= len(lines) || !strings.HasPrefix(lines[i], w) {
 			t.Fatalf("line %d: want %q, got %q", i, w, out)

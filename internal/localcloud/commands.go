@@ -63,9 +63,10 @@ type Run struct {
 
 // Fault injects a failure into one instance's host, or (capacity) into RunInstances.
 type Fault struct {
-	ID   string   `arg:"positional,required" placeholder:"INSTANCE-ID|capacity"`
-	Mode string   `arg:"positional,required" placeholder:"down|hang|up|TYPE" help:"down: kill the host, EC2 still says running; hang: freeze its processes; up: back to normal; after capacity: the instance type"`
-	Rest []string `arg:"positional" placeholder:"[ZONE] on|off|N" help:"capacity TYPE [ZONE] on: RunInstances of TYPE (in ZONE) answers InsufficientInstanceCapacity; N: at most N instances per request; off: served again"`
+	ID     string        `arg:"positional,required" placeholder:"INSTANCE-ID|capacity"`
+	Mode   string        `arg:"positional,required" placeholder:"down|hang|up|interrupt|TYPE" help:"down: kill the host, EC2 still says running; hang: freeze its processes; up: back to normal; interrupt: a spot interruption notice in the instance's metadata, then termination; after capacity: the instance type"`
+	Rest   []string      `arg:"positional" placeholder:"[ZONE] on|off|N" help:"capacity TYPE [ZONE] on: RunInstances of TYPE (in ZONE) answers InsufficientInstanceCapacity; N: at most N instances per request; off: served again"`
+	Notice time.Duration `arg:"--notice" default:"2m" help:"with interrupt: time from the notice to the termination (EC2 gives two minutes)"`
 }
 
 // Serve is the supervisor (started by up inside the namespace).
@@ -324,11 +325,14 @@ func (f Fault) run(ctx context.Context, c Cloud) error {
 		return capacityFault(c, f.Mode, f.Rest)
 	}
 	switch f.Mode {
-	case "down", "hang", "up":
+	case "down", "hang", "up", "interrupt":
 	default:
-		return cli.Errorf(cli.ExitUsage, "fault mode %q: use down, hang or up", f.Mode)
+		return cli.Errorf(cli.ExitUsage, "fault mode %q: use down, hang, up or interrupt", f.Mode)
 	}
-	q := url.Values{"id": {f.ID}, "mode": {f.Mode}}
+	if f.Notice < 0 {
+		return cli.Errorf(cli.ExitUsage, "--notice %v: must not be negative", f.Notice)
+	}
+	q := url.Values{"id": {f.ID}, "mode": {f.Mode}, "notice": {f.Notice.String()}}
 	if err := c.control(ctx, "POST", "/fault?"+q.Encode(), nil); err != nil {
 		return err
 	}

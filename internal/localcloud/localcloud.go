@@ -57,22 +57,35 @@ func (c Cloud) lockFile() string     { return "/run/" + c.Name + "-localcloud.lo
 func (c Cloud) path(f string) string { return filepath.Join(c.RunDir(), f) }
 func (c Cloud) instancesDir() string { return filepath.Join(c.DiskDir(), "instances") }
 
-// awsEnv is what the SDK and the aws CLI need to reach the cloud; instances get it too, as an
-// instance profile would give them credentials.
-func awsEnv() []string {
+// endpointEnv points the SDK and the aws CLI at the cloud's services (the names of AWS's
+// endpoints, in effect) with the checksum settings third-party S3 servers need.
+func endpointEnv() []string {
 	ep := func(port string) string { return "http://" + host + ":" + port }
 	return []string{
 		"AWS_ENDPOINT_URL=" + ep(motoPort),
 		"AWS_ENDPOINT_URL_S3=" + ep(s3Port),
 		"AWS_ENDPOINT_URL_PRICING=" + ep(pricingPort),
-		"AWS_REGION=" + region,
-		"AWS_DEFAULT_REGION=" + region,
-		"AWS_ACCESS_KEY_ID=" + accessKey,
-		"AWS_SECRET_ACCESS_KEY=" + secretKey,
 		"AWS_REQUEST_CHECKSUM_CALCULATION=when_required",
 		"AWS_RESPONSE_CHECKSUM_VALIDATION=when_required",
-		"AWS_EC2_METADATA_DISABLED=true",
 	}
+}
+
+// awsEnv is the operator's environment: the endpoints, a region and the cloud's credentials.
+func awsEnv() []string {
+	return append(endpointEnv(),
+		"AWS_REGION="+region,
+		"AWS_DEFAULT_REGION="+region,
+		"AWS_ACCESS_KEY_ID="+accessKey,
+		"AWS_SECRET_ACCESS_KEY="+secretKey,
+		"AWS_EC2_METADATA_DISABLED=true",
+	)
+}
+
+// instanceEnv is the environment of an instance's processes. As on EC2 it holds no region
+// and no credentials: those come from the instance's metadata service, whose address stands
+// in for EC2's link-local one.
+func instanceEnv(ip string) []string {
+	return append(endpointEnv(), "AWS_EC2_METADATA_SERVICE_ENDPOINT="+imdsEndpoint(ip))
 }
 
 // savedEnv reads the environment the supervisor wrote once the cloud was up; an ExitLocal

@@ -10,6 +10,7 @@
 #     capacity` dried up or limited (capacity-faults.json beside the prices: [[type, zone or
 #     "", at most N instances per request], ...]); a limited pool launches up to MaxCount
 #     within the limit, as EC2 does (moto launches MinCount).
+#   - an instance profile reaches every instance of a launch (moto attaches it to the first).
 # Usage: python moto_launcher.py HOST PORT SPOT_PRICES_JSON
 import json
 import os
@@ -92,6 +93,21 @@ def capacity(backend, count, kwargs):
 
 
 InstanceBackend.run_instances = run_instances
+_run_with_profile = InstanceBackend.run_instances
+
+
+def run_instances_with_profile(self, image_id, count, user_data, security_group_names, **kwargs):
+    reservation = _run_with_profile(self, image_id, count, user_data, security_group_names, **kwargs)
+    name, arn = kwargs.get("iam_instance_profile_name"), kwargs.get("iam_instance_profile_arn")
+    for instance in reservation.instances[1:]:  # the response handler attaches the first
+        if name:
+            self.associate_iam_instance_profile(instance_id=instance.id, iam_instance_profile_name=name)
+        elif arn:
+            self.associate_iam_instance_profile(instance_id=instance.id, iam_instance_profile_arn=arn)
+    return reservation
+
+
+InstanceBackend.run_instances = run_instances_with_profile
 ec2utils.filter_dict_attribute_mapping["instance-lifecycle"] = "lifecycle"
 
 

@@ -22,6 +22,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/credentials"
 	"github.com/aws/aws-sdk-go-v2/service/ec2"
 	"github.com/aws/aws-sdk-go-v2/service/ec2/types"
+	"github.com/aws/aws-sdk-go-v2/service/iam"
 	"github.com/aws/aws-sdk-go-v2/service/ssm"
 
 	"ec2kit/internal/localcloud/pricingsrv"
@@ -115,6 +116,10 @@ func (s *supervisor) start(ctx context.Context) (*watcher.Watcher, error) {
 		return nil, err
 	}
 	ec2c := ec2.NewFromConfig(cfg)
+	md := newMetadata(ec2c, iam.NewFromConfig(cfg))
+	if err := md.serve(ctx); err != nil {
+		return nil, err
+	}
 	vpc, subnet, err := checkNetwork(ctx, ec2c)
 	if err != nil {
 		return nil, err
@@ -122,9 +127,13 @@ func (s *supervisor) start(ctx context.Context) (*watcher.Watcher, error) {
 	if err := checkAMIs(ctx, ec2c, ssm.NewFromConfig(cfg)); err != nil {
 		return nil, err
 	}
+	awscli, err := awscliVenv()
+	if err != nil {
+		return nil, err
+	}
 	env := append(awsEnv(), "EC2KIT_LOCALCLOUD="+c.RunDir(), "EC2KIT_LOCALCLOUD_NAME="+c.Name, "EC2KIT_SUBNET="+subnet, "EC2KIT_VPC="+vpc)
 	w := &watcher.Watcher{
-		Cloud: &watcher.EC2{Client: ec2c, Env: awsEnv(), Hide: []string{c.DiskDir()}},
+		Cloud: &watcher.EC2{Client: ec2c, Env: instanceEnv, Hide: []string{c.DiskDir()}, AWSCLI: awscli},
 		Boot: func(spec sandbox.Spec) (watcher.Host, error) {
 			h, err := sandbox.Start("/proc/self/exe", instanceDir(c, spec.ID), spec)
 			if err != nil {
@@ -143,7 +152,7 @@ func (s *supervisor) start(ctx context.Context) (*watcher.Watcher, error) {
 		Interval: 300 * time.Millisecond,
 		Log:      log.Default(),
 	}
-	if err := s.control(w); err != nil {
+	if err := s.control(ctx, w, md); err != nil {
 		return nil, err
 	}
 	if err := os.WriteFile(c.path("env"), []byte(strings.Join(env, "\n")+"\n"), 0o644); err != nil {
@@ -232,6 +241,19 @@ func tool(envVar, def string) (string, error) {
 	return p, nil
 }
 
+// awscliVenv is the Python venv holding the aws CLI instances get (scripts/setup makes it):
+// a current one, since Debian's ignores AWS_ENDPOINT_URL.
+func awscliVenv() (string, error) {
+	dir := os.Getenv("EC2KIT_AWSCLI_VENV")
+	if dir == "" {
+		dir = filepath.Join(cache(), "awscli-venv")
+	}
+	if _, err := os.Stat(filepath.Join(dir, "bin", "python")); err != nil {
+		return "", fmt.Errorf("the aws CLI for instances is missing (%v): run scripts/setup, or set EC2KIT_AWSCLI_VENV", err)
+	}
+	return dir, nil
+}
+
 func (s *supervisor) startMoto(ctx context.Context) error {
 	py, err := tool("EC2KIT_MOTO_PYTHON", filepath.Join(cache(), "moto-venv", "bin", "python"))
 	if err != nil {
@@ -254,6 +276,8 @@ func (s *supervisor) startMoto(ctx context.Context) error {
 		"MOTO_AMIS_PATH=" + s.c.path("amis.json"),
 		"MOTO_ENABLE_AMI_VALIDATION=true",
 		"MOTO_ENABLE_KEYPAIR_VALIDATION=true",
+		// AWS's managed policies (AmazonS3ReadOnlyAccess for a node role) are absent otherwise.
+		"MOTO_IAM_LOAD_MANAGED_POLICIES=true",
 	}, py, s.c.path("moto_launcher.py"), host, motoPort, s.c.path("spot-prices.json"))
 	if err != nil {
 		return err
@@ -352,7 +376,7 @@ func checkAMIs(ctx context.Context, c *ec2.Client, s *ssm.Client) error {
 }
 
 // control serves status and faults on the unix socket the commands call.
-func (s *supervisor) control(w *watcher.Watcher) error {
+func (s *supervisor) control(ctx context.Context, w *watcher.Watcher, md *metadata) error {
 	sock := s.c.path("control.sock")
 	os.Remove(sock)
 	l, err := net.Listen("unix", sock)
@@ -365,27 +389,38 @@ func (s *supervisor) control(w *watcher.Watcher) error {
 			{"ec2", "moto at http://" + host + ":" + motoPort + " (also IAM, SSM, STS)"},
 			{"s3", "versitygw at http://" + host + ":" + s3Port + " (data in " + filepath.Join(s.c.DiskDir(), "s3data") + ")"},
 			{"pricing", "http://" + host + ":" + pricingPort},
+			{"metadata", "IMDSv2 at http://<instance address>:" + imdsPort + "/ (each instance's AWS_EC2_METADATA_SERVICE_ENDPOINT)"},
 			{"watcher", "polls EC2 every 300ms"},
 		}, Hosts: w.Status()})
 	})
 	mux.HandleFunc("POST /fault", func(rw http.ResponseWriter, r *http.Request) {
 		id, mode := r.URL.Query().Get("id"), r.URL.Query().Get("mode")
+		if mode == "interrupt" {
+			notice, _ := time.ParseDuration(r.URL.Query().Get("notice"))
+			faultReply(rw, id, mode, md.interrupt(ctx, id, notice))
+			return
+		}
 		f := watcher.Fault(mode)
 		if mode == "up" {
 			f = watcher.FaultNone
 		}
-		err := w.SetFault(id, f)
-		switch {
-		case errors.Is(err, watcher.ErrNoHost):
-			http.Error(rw, id+": "+err.Error(), http.StatusNotFound)
-		case err != nil:
-			http.Error(rw, err.Error(), http.StatusConflict)
-		default:
-			log.Printf("%s: fault %s", id, mode)
-		}
+		faultReply(rw, id, mode, w.SetFault(id, f))
 	})
 	go http.Serve(l, mux)
 	return nil
+}
+
+func faultReply(rw http.ResponseWriter, id, mode string, err error) {
+	switch {
+	case errors.Is(err, watcher.ErrNoHost), errors.Is(err, errNoInstance):
+		http.Error(rw, id+": "+err.Error(), http.StatusNotFound)
+	case errors.Is(err, errNotSpot):
+		http.Error(rw, id+" "+err.Error(), http.StatusConflict)
+	case err != nil:
+		http.Error(rw, err.Error(), http.StatusConflict)
+	default:
+		log.Printf("%s: fault %s", id, mode)
+	}
 }
 
 func copyFile(src, dst string) error {

@@ -24,6 +24,10 @@ const (
 	userDataLog  = "/var/log/cloud-init-output.log"
 	sshdConfig   = "/etc/ssh/ec2kit_sshd_config"
 	hostKeyPath  = "/etc/ssh/ec2kit/ssh_host_ed25519_key"
+	// The aws CLI's venv, mounted read-only where every user can reach it (the machine's
+	// copy may sit in root's home), run by /usr/local/bin/aws, first on PATH.
+	awscliDir = "/opt/ec2kit/awscli"
+	awsPath   = "/usr/local/bin/aws"
 )
 
 // Boot is the sandbox's init: PID 1 of fresh mount, PID and UTS namespaces (see Start). It
@@ -130,6 +134,17 @@ func buildRoot(dir string, spec Spec) error {
 			return fmt.Errorf("mount %s on %s: %w", x.src, x.target, err)
 		}
 	}
+	if spec.AWSCLI != "" {
+		// Its mount point is made in the instance's own layer, now that it is mounted.
+		if err := os.MkdirAll(root+awscliDir, 0o755); err != nil {
+			return err
+		}
+		for _, flags := range []uintptr{unix.MS_BIND, unix.MS_BIND | unix.MS_REMOUNT | unix.MS_RDONLY} {
+			if err := unix.Mount(spec.AWSCLI, root+awscliDir, "", flags, ""); err != nil {
+				return fmt.Errorf("mount %s on %s: %w", spec.AWSCLI, root+awscliDir, err)
+			}
+		}
+	}
 	if err := os.MkdirAll(root+filepath.Dir(hostKeyPath), 0o755); err != nil {
 		return err
 	}
@@ -180,11 +195,12 @@ func configure(spec Spec) error {
 		home = "/root"
 	}
 	host := Hostname(spec.IP)
-	files := []struct {
+	type file struct {
 		path    string
 		mode    os.FileMode
 		content string
-	}{
+	}
+	files := []file{
 		{home + "/.ssh/authorized_keys", 0o600, spec.AuthorizedKey + "\n"},
 		{"/etc/sudoers.d/90-cloud-init-users", 0o440, u + " ALL=(ALL) NOPASSWD:ALL\n"},
 		{"/etc/hostname", 0o644, host + "\n"},
@@ -196,6 +212,10 @@ func configure(spec Spec) error {
 		{"/usr/sbin/reboot", 0o755, powerScript("USR2")},
 		{"/usr/sbin/shutdown", 0o755, shutdownScript},
 		{"/usr/bin/cloud-init", 0o755, cloudInitScript},
+	}
+	if spec.AWSCLI != "" {
+		// The venv's own scripts name its machine path; the module runs from anywhere.
+		files = append(files, file{awsPath, 0o755, "#!/bin/sh\nexec " + awscliDir + "/bin/python -m awscli \"$@\"\n"})
 	}
 	for _, f := range files {
 		if err := os.MkdirAll(filepath.Dir(f.path), 0o755); err != nil {

@@ -38,6 +38,7 @@ type Spec struct {
 	UserData      []byte   // decoded user data, run once as root
 	Env           []string // KEY=VALUE for every session and the user data
 	Hide          []string // host directories the instance must not see (state of the cloud)
+	AWSCLI        string   // host directory of a Python venv with the aws CLI (see awscliDir)
 }
 
 // Hostname is the EC2-style host name of an address: ip-127-1-0-4.

@@ -18,8 +18,9 @@ import (
 // EC2 is the Cloud of an EC2 API endpoint (moto's, in the local cloud).
 type EC2 struct {
 	Client *ec2.Client
-	Env    []string // the environment every host's sessions get
-	Hide   []string // directories hosts must not see
+	Env    func(ip string) []string // the environment of the host's sessions and user data
+	Hide   []string                 // directories hosts must not see
+	AWSCLI string                   // a Python venv with the aws CLI, the hosts' `aws`
 
 	mu    sync.Mutex
 	users map[string]string // image id -> login user
@@ -50,7 +51,7 @@ func (c *EC2) Instances(ctx context.Context) ([]Instance, error) {
 
 // Spec reads the instance's key pair, AMI and user data.
 func (c *EC2) Spec(ctx context.Context, in Instance) (sandbox.Spec, error) {
-	s := sandbox.Spec{ID: in.ID, IP: in.IP, Env: c.Env, Hide: c.Hide}
+	s := sandbox.Spec{ID: in.ID, IP: in.IP, Env: c.Env(in.IP), Hide: c.Hide, AWSCLI: c.AWSCLI}
 	var err error
 	if s.User, err = c.loginUser(ctx, in.ImageID); err != nil {
 		return s, err
