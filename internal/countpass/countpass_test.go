@@ -438,7 +438,7 @@ func TestKeysColumn(t *testing.T) {
 	if err := <-s.done; cli.CodeOf(err) != cli.ExitFailed {
 		t.Fatalf("exit: %v", err)
 	}
-	if f := lines["c.parquet"]; f[0] != "err" || !strings.Contains(f[2], "payment_type") {
+	if f := lines["c.parquet"]; f[0] != "err" || !strings.Contains(f[3], "payment_type") {
 		t.Fatalf("object without the column: %q", f)
 	}
 	for k, csv := range map[string][]byte{"a.csv": csv09, "b.csv.gz": csv15} {
