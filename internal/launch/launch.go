@@ -40,7 +40,7 @@ type launcher struct {
 func newLauncher(cfg aws.Config, log io.Writer) *launcher {
 	f := fleet.FromConfig(cfg)
 	return &launcher{ec2: f.EC2, ssm: ssm.NewFromConfig(cfg), sts: sts.NewFromConfig(cfg), quotas: servicequotas.NewFromConfig(cfg, func(o *servicequotas.Options) { o.RetryMaxAttempts = 2 }),
-		iam:   iam.NewFromConfig(cfg),
+		iam: iam.NewFromConfig(cfg), nodeProfile: NodeProfile,
 		fleet: f, region: cfg.Region, log: log}
 }
 
