@@ -50,8 +50,9 @@ type Scheduler struct {
 	lost      map[string]bool                 // pinned keys whose node died: nobody can do them now
 	nodes     map[string]*node
 	durations []time.Duration // of finished items, for the straggler rule
-	// OnCancel, when set, is called (without the lock held) for every copy of an item that
-	// another copy made unnecessary: the node should stop it.
+	// OnCancel, when set, is called (with the scheduler's lock held: it must not call back
+	// into the scheduler) for every copy of an item that another copy made unnecessary: the
+	// node should stop it.
 	OnCancel func(node, key string)
 }
 
@@ -300,14 +301,15 @@ func (s *Scheduler) settle(nodeName, key string, record func()) bool {
 		}
 		s.stop(key, on)
 	}
-	s.notify()
-	cancel := s.OnCancel
-	s.mu.Unlock()
-	if cancel != nil {
+	// The cancels go out before anyone sees the new state: a node's feeder that learns it has
+	// nothing left closes that node's input, and a cancel sent after it would be lost.
+	if s.OnCancel != nil {
 		for _, on := range others {
-			cancel(on, key)
+			s.OnCancel(on, key)
 		}
 	}
+	s.notify()
+	s.mu.Unlock()
 	return true
 }
 
