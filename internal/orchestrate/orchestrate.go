@@ -56,7 +56,7 @@ type job struct {
 	spec  nodejob.Spec
 	name  string // the job's name: its directory on the nodes
 	dir   string // that directory
-	bin   *Binary
+	bins  Binaries
 	live  bool // stderr is a terminal: progress bar, and progress lines from countpass
 	objs  []nodejob.Object
 	items map[string]nodejob.Item // result name -> item
@@ -131,7 +131,7 @@ func Run(ctx context.Context, o Options) error {
 	if len(o.Selectors) == 0 {
 		return cli.WithHint(cli.Errorf(cli.ExitUsage, "no instances given"), "pass instance ids, e.g. orchestrate combined $ids")
 	}
-	bin, err := LocalCountpass()
+	bins, err := LocalCountpass()
 	if err != nil {
 		return err
 	}
@@ -151,7 +151,7 @@ func Run(ctx context.Context, o Options) error {
 		}
 	}
 	start := time.Now()
-	j := &job{opts: o, bin: bin, live: cli.IsTerminal(os.Stderr), items: map[string]nodejob.Item{}, puts: puts,
+	j := &job{opts: o, bins: bins, live: cli.IsTerminal(os.Stderr), items: map[string]nodejob.Item{}, puts: puts,
 		dst: dst, dstPrefix: dstPrefix}
 	j.spec.Put = digests
 	if o.Step != nodejob.Count {
@@ -204,7 +204,7 @@ func Run(ctx context.Context, o Options) error {
 	return j.report(ctx, time.Since(start), len(nodes)+len(unreachable), died, unreachable)
 }
 
-// connect dials every node, deploys countpass and reads what jobs it holds, in parallel.
+// connect dials every node, deploys its countpass and reads what jobs it holds, in parallel.
 // Nodes that fail are left out and described.
 func (j *job) connect(ctx context.Context, hosts []sshx.Host, cfg *sshx.Config) ([]*node, []string) {
 	var mu sync.Mutex
@@ -234,7 +234,7 @@ func (j *job) connectOne(ctx context.Context, h sshx.Host, cfg *sshx.Config) (*n
 		return nil, err
 	}
 	n := &node{id: h.Target.ID, label: h.Label, conn: c}
-	if n.cores, err = prepare(c, j.bin); err == nil && j.opts.Step == nodejob.Count {
+	if n.bin, n.cores, err = prepare(c, j.bins); err == nil && j.opts.Step == nodejob.Count {
 		n.dataJobs, err = readManifests(c, nodejob.DataRoot)
 	}
 	if err != nil {
@@ -279,7 +279,7 @@ func (j *job) lock(ctx context.Context, nodes []*node, left *[]string) ([]*node,
 	var wg sync.WaitGroup
 	for i, n := range nodes {
 		wg.Go(func() {
-			if errs[i] = n.hold(ctx, j.bin, j.dir); errs[i] == nil {
+			if errs[i] = n.hold(ctx, j.dir); errs[i] == nil {
 				errs[i] = n.survey(j.dir)
 			}
 		})
@@ -422,7 +422,7 @@ func (j *job) adoptable(n *node) (stale []string) {
 
 // countpassCmd is the countpass command line for this step on node n.
 func (j *job) countpassCmd(n *node, jobs int) string {
-	args := []string{j.bin.RemotePath, "--jobs", fmt.Sprint(jobs)}
+	args := []string{n.bin.RemotePath, "--jobs", fmt.Sprint(jobs)}
 	switch j.opts.Step {
 	case nodejob.Download:
 		args = append(args, "--download", "--src", sshx.Quote(j.spec.Src), "--data", j.dir)

@@ -2,18 +2,12 @@ package orchestrate
 
 import (
 	"bytes"
-	"crypto/sha256"
-	"encoding/hex"
 	"fmt"
 	"io"
-	"os"
-	"os/exec"
-	"path/filepath"
-	"runtime"
+	"slices"
 	"strconv"
 	"strings"
 
-	"ec2kit/internal/cli"
 	"ec2kit/internal/nodejob"
 	"ec2kit/internal/sshx"
 )
@@ -42,79 +36,42 @@ func firstWord(s string) string {
 	return f[0]
 }
 
-// Binary is the countpass program to deploy: read once, named by its hash on the nodes so
-// that a node keeps one copy per build and a re-run uploads nothing.
-type Binary struct {
-	Data       []byte
-	RemotePath string // relative to the login user's home
-}
-
-// LocalCountpass finds the countpass binary beside this executable, else on PATH.
-func LocalCountpass() (*Binary, error) {
-	path := ""
-	if exe, err := os.Executable(); err == nil {
-		if p := filepath.Join(filepath.Dir(exe), "countpass"); fileExists(p) {
-			path = p
-		}
-	}
-	if path == "" {
-		p, err := exec.LookPath("countpass")
-		if err != nil {
-			return nil, cli.WithHint(cli.Errorf(cli.ExitLocal, "countpass not found beside %s nor on PATH", os.Args[0]),
-				"build it: go build -o bin/ ./cmd/... (scripts/setup does)")
-		}
-		path = p
-	}
-	b, err := os.ReadFile(path)
-	if err != nil {
-		return nil, cli.Errorf(cli.ExitLocal, "reading countpass: %v", err)
-	}
-	sum := sha256.Sum256(b)
-	return &Binary{Data: b, RemotePath: ".ec2kit/bin/countpass-" + hex.EncodeToString(sum[:6])}, nil
-}
-
-func fileExists(p string) bool {
-	st, err := os.Stat(p)
-	return err == nil && st.Mode().IsRegular()
-}
-
-// unameArch maps Go's architecture names to `uname -m`'s.
-var unameArch = map[string]string{"amd64": "x86_64", "arm64": "aarch64"}
-
 // prepare makes the job roots exist and be writable by the login user (sudo when /mnt
-// belongs to root, as on a fresh instance), and reports the node's cores and whether the
-// binary is already there.
-func prepare(c *sshx.Conn, bin *Binary) (cores int, err error) {
+// belongs to root, as on a fresh instance), deploys the countpass built for the node's
+// architecture unless it is there already, and returns it with the node's cores.
+func prepare(c *sshx.Conn, bins Binaries) (bin *Binary, cores int, err error) {
 	var sb strings.Builder
 	sb.WriteString("set -e\n")
 	for _, d := range []string{nodejob.ResultsRoot, nodejob.DataRoot, nodejob.WorkRoot} {
 		q := sshx.Quote(d)
 		fmt.Fprintf(&sb, "if ! { mkdir -p %s && test -w %s; } 2>/dev/null; then sudo -n mkdir -p %s && sudo -n chown \"$(id -u):$(id -g)\" %s; fi\n", q, q, q, q)
 	}
-	fmt.Fprintf(&sb, "uname -m; nproc; if test -x %s; then echo have; else echo need; fi\n", sshx.Quote(bin.RemotePath))
+	sb.WriteString("uname -m; nproc\n")
+	for _, b := range bins {
+		fmt.Fprintf(&sb, "if test -x %s; then echo %s; fi\n", sshx.Quote(b.RemotePath), sshx.Quote(b.RemotePath))
+	}
 	out, err := run(c, sb.String(), nil)
 	if err != nil {
-		return 0, err
+		return nil, 0, err
 	}
 	f := strings.Fields(string(out))
-	if len(f) != 3 {
-		return 0, fmt.Errorf("unexpected answer from the node: %q", out)
+	if len(f) < 2 {
+		return nil, 0, fmt.Errorf("unexpected answer from the node: %q", out)
 	}
-	if want := unameArch[runtime.GOARCH]; want != "" && f[0] != want {
-		return 0, cli.WithHint(cli.Errorf(cli.ExitLocal, "the node is %s but countpass is built for %s", f[0], runtime.GOARCH),
-			"build countpass for the nodes: GOARCH=arm64 go build -o bin/ ./cmd/countpass")
+	if bin, err = bins.For(f[0]); err != nil {
+		return nil, 0, err
 	}
 	cores, _ = strconv.Atoi(f[1])
-	if f[2] == "need" {
+	if !slices.Contains(f[2:], bin.RemotePath) {
 		// Upload to a temporary name, then rename: a concurrent or interrupted upload never
 		// leaves a truncated binary under the final name.
 		p := sshx.Quote(bin.RemotePath)
 		cmd := fmt.Sprintf("mkdir -p \"$(dirname %s)\" && cat > %s.$$ && chmod 755 %s.$$ && mv -f %s.$$ %s", p, p, p, p, p)
 		if _, err := run(c, cmd, bytes.NewReader(bin.Data)); err != nil {
-			return 0, fmt.Errorf("deploying countpass: %w", err)
+			return nil, 0, fmt.Errorf("deploying countpass: %w", err)
 		}
 	}
-	return max(cores, 1), nil
+	return bin, max(cores, 1), nil
 }
 
 // putFile writes data to path on the node atomically.

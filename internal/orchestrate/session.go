@@ -22,6 +22,7 @@ import (
 type node struct {
 	id, label string
 	conn      *sshx.Conn
+	bin       *Binary // the countpass deployed there, built for its architecture
 	cores     int
 	cmd       string              // the countpass command line for this node
 	lockSess  *ssh.Session        // holds the job directory's lock
@@ -192,7 +193,7 @@ func (j *job) addSkipped(node string, n int64) {
 
 // hold starts the session that holds the job directory's lock on the node for as long as
 // this run lasts (it ends when the connection does, however that happens).
-func (n *node) hold(ctx context.Context, bin *Binary, dir string) error {
+func (n *node) hold(ctx context.Context, dir string) error {
 	s, err := n.conn.NewSession()
 	if err != nil {
 		return err
@@ -208,7 +209,7 @@ func (n *node) hold(ctx context.Context, bin *Binary, dir string) error {
 	}
 	var stderr bytes.Buffer
 	s.Stderr = &stderr
-	if err := s.Start(bin.RemotePath + " --hold " + sshx.Quote(dir)); err != nil {
+	if err := s.Start(n.bin.RemotePath + " --hold " + sshx.Quote(dir)); err != nil {
 		s.Close()
 		return err
 	}
