@@ -42,7 +42,7 @@ func TestNodeArch(t *testing.T) {
 	}{
 		{withMachine(t, self, elf.EM_AARCH64, elf.ELFOSABI_NONE), "aarch64"},
 		{withMachine(t, self, elf.EM_X86_64, elf.ELFOSABI_LINUX), "x86_64"},
-		{withMachine(t, self, elf.EM_RISCV, elf.ELFOSABI_NONE), ""},    // no such nodes
+		{withMachine(t, self, elf.EM_RISCV, elf.ELFOSABI_NONE), ""},     // no such nodes
 		{withMachine(t, self, elf.EM_X86_64, elf.ELFOSABI_FREEBSD), ""}, // not Linux
 		{[]byte("\xcf\xfa\xed\xfe\x0c\x00\x00\x01 a Mach-O build for a Mac"), ""},
 		{nil, ""},
