@@ -22,7 +22,7 @@ type args struct {
 	Split       cli.Size `arg:"--split" placeholder:"SIZE" help:"map: cut plain-text objects larger than SIZE (e.g. 64MiB) into line-aligned pieces"`
 	Header      bool     `arg:"--header" help:"map: every piece after an object's first starts with the object's first line"`
 	Put         []string `arg:"--put,separate" placeholder:"FILE" help:"map: copy FILE into the job's working directory on every node (repeatable)"`
-	Dst         string   `arg:"--dst" placeholder:"s3://BUCKET/PREFIX/" help:"map: also put every result (and the manifest) there; a re-run skips what is there"`
+	Dst         string   `arg:"--dst" placeholder:"s3://BUCKET/PREFIX/" help:"map: also put every result (and the manifest) there; a re-run skips what is there (the nodes' instance profile must be allowed to write there: ec2-new --profile)"`
 	Retries     int      `arg:"--retries" default:"1" help:"map: attempts after a failed one, each on another node"`
 	NoSpeculate bool     `arg:"--no-speculate" help:"map: never start a second copy of an item that runs far longer than the median"`
 	Job         string   `arg:"--job" placeholder:"NAME" help:"the job's name: its directory on the nodes (default: derived from what defines the job)"`
@@ -45,10 +45,12 @@ const examples = `  ids=$(ec2-new --num 4 --type i3en.2xlarge)
       --cmd 'python3 classify.py' --dst s3://b/out/
   merge --cat --header --from s3://b/out/ > out.csv
 
-countpass (next to this binary, or on PATH) is copied to each node over SSH. Items go out
+countpass (next to this binary, or on PATH; countpass-linux-amd64 and countpass-linux-arm64
+beside it for nodes of another architecture) is copied to each node over SSH. Items go out
 largest first, a few per node at a time, so fast nodes take more. If a node dies, the items
-it held (finished or not, unless they are in --dst) are redone on the others; the job
-succeeds if every item ends up done. Each job lives in a directory of its own on every node,
+it held (finished or not, unless they are in --dst) are redone on the others; a spot node
+whose instance metadata warns of its interruption leaves the job at once, the same way. The
+job succeeds if every item ends up done. Each job lives in a directory of its own on every node,
 /mnt/results/<job>/ (download: /mnt/data/<job>/), with its manifest (.manifest) and a lock
 that refuses a second run of the same job at once. A re-run of the same job skips items whose
 results exist and whose object (size, ETag) is unchanged; a job over another source, match,

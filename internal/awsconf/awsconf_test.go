@@ -23,17 +23,18 @@ import (
 
 // onNode makes the environment an EC2 instance's: no region, no credentials, no AWS files,
 // and a metadata service (on loopback) that knows the instance, with role credentials when
-// role is not empty.
-func onNode(t *testing.T, zone, role string) {
+// role is not empty. It returns that service.
+func onNode(t *testing.T, zone, role string) *imds.Server {
 	t.Helper()
 	in := imds.Instance{ID: "i-1", IP: "127.0.0.1", Zone: zone}
 	if role != "" {
 		in.ProfileARN, in.Role = "arn:aws:iam::123456789012:instance-profile/"+role, role
 	}
-	srv := httptest.NewServer(&imds.Server{
+	md := &imds.Server{
 		Lookup:      func(context.Context, string) (imds.Instance, bool, error) { return in, true, nil },
 		Credentials: imds.Credentials{AccessKeyID: os.Getenv("AWS_ACCESS_KEY_ID"), SecretAccessKey: os.Getenv("AWS_SECRET_ACCESS_KEY")},
-	})
+	}
+	srv := httptest.NewServer(md)
 	t.Cleanup(srv.Close)
 	none := filepath.Join(t.TempDir(), "none")
 	for _, k := range []string{"AWS_REGION", "AWS_DEFAULT_REGION", "AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY",
@@ -45,6 +46,7 @@ func onNode(t *testing.T, zone, role string) {
 	t.Setenv("AWS_SHARED_CREDENTIALS_FILE", none)
 	t.Setenv("AWS_EC2_METADATA_DISABLED", "false")
 	t.Setenv("AWS_EC2_METADATA_SERVICE_ENDPOINT", srv.URL)
+	return md
 }
 
 // On a node, the region and the role's credentials come from the instance metadata.

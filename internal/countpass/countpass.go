@@ -10,6 +10,7 @@ import (
 	"net/http"
 	"os"
 	"runtime"
+	"time"
 
 	awshttp "github.com/aws/aws-sdk-go-v2/aws/transport/http"
 
@@ -89,6 +90,7 @@ func Run(ctx context.Context, o Options, stdin io.Reader, stdout io.Writer) erro
 		o.Jobs = runtime.NumCPU()
 	}
 	var w worker
+	var notices <-chan string
 	if o.CountFiles {
 		w = &countFiles{o}
 	} else {
@@ -108,6 +110,9 @@ func Run(ctx context.Context, o Options, stdin io.Reader, stdout io.Writer) erro
 		})
 		c := &s3stream.Client{S3: awsconf.S3Reader(ctx, cfg), Bucket: bucket, PartSize: o.PartSize, Streams: o.Streams}
 		w = &fromS3{o: o, c: c, prefix: prefix}
+		// On a spot instance EC2 warns of an interruption in the metadata: the orchestrator
+		// hears of it at once and moves this node's work elsewhere.
+		notices = awsconf.WatchInterruption(ctx, cfg, time.Second)
 		if o.Map {
 			m := &mapper{o: o, c: c, prefix: prefix}
 			if o.Dst != "" {
@@ -120,7 +125,7 @@ func Run(ctx context.Context, o Options, stdin io.Reader, stdout io.Writer) erro
 			w = m
 		}
 	}
-	return runKeys(ctx, o, w, stdin, stdout)
+	return runKeys(ctx, o, w, notices, stdin, stdout)
 }
 
 // filter counts column col of files (or stdin) and prints the summed counts.

@@ -47,9 +47,21 @@ func (p *protocol) send(e nodejob.Event) {
 	p.w.Flush() // the orchestrator acts on each line as it comes
 }
 
-// runKeys reads items from stdin as they arrive and runs up to o.Jobs at once.
-func runKeys(ctx context.Context, o Options, w worker, stdin io.Reader, stdout io.Writer) error {
+// runKeys reads items from stdin as they arrive and runs up to o.Jobs at once. A notice
+// (a spot interruption) is passed on as a node event; the work goes on until the
+// orchestrator ends it.
+func runKeys(ctx context.Context, o Options, w worker, notices <-chan string, stdin io.Reader, stdout io.Writer) error {
 	out := &protocol{w: bufio.NewWriter(stdout)}
+	finished := make(chan struct{})
+	defer close(finished)
+	go func() {
+		select {
+		case <-finished:
+		case n := <-notices:
+			out.send(nodejob.Event{Kind: "node", Class: nodejob.Notice, Msg: n})
+		case <-ctx.Done():
+		}
+	}()
 	// The queue must not make the reader wait: a cancel line behind a queued item would wait
 	// for a worker. orchestrate never sends more than its window (--jobs + 1) at once.
 	items := make(chan nodejob.Item, 4096)

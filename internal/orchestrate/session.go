@@ -56,7 +56,7 @@ func (j *job) cancel(node, key string) {
 // session runs one countpass on n: it feeds items as the scheduler hands them out and
 // reports each finished one back. It returns nil when the node is healthy at the end, and
 // the reason when the node must count as dead (connection lost, countpass crashed, a disk
-// that cannot hold results). The end of ctx closes the session, which ends countpass.
+// that cannot hold results, a spot interruption notice). The end of ctx closes the session, which ends countpass.
 func (j *job) session(ctx context.Context, n *node) error {
 	s, err := n.conn.NewSession()
 	if err != nil {
@@ -119,10 +119,19 @@ func (j *job) session(ctx context.Context, n *node) error {
 	sc.Buffer(make([]byte, 64<<10), 1<<20)
 	for sc.Scan() {
 		e, ok := nodejob.ParseEvent(sc.Text())
-		if !ok || e.Kind == "node" {
+		if !ok {
 			continue
 		}
 		switch e.Kind {
+		case "node":
+			if e.Class == nodejob.Notice && sick == nil {
+				// EC2 takes the node soon: it gets no more work, and what it runs or holds
+				// starts again elsewhere now rather than when its connection drops.
+				sick = fmt.Errorf("spot interruption notice: %s", e.Msg)
+				stopFeeding()
+				s.Close()
+			}
+			continue
 		case "progress":
 			j.prog.Partial(n.id, e.ID, e.Bytes)
 			continue
@@ -132,7 +141,9 @@ func (j *job) session(ctx context.Context, n *node) error {
 		case "err":
 			if e.Class == nodejob.Sick {
 				// The node cannot hold results: it leaves the job, and its items go elsewhere.
-				sick = fmt.Errorf("%s: %s", e.ID, e.Msg)
+				if sick == nil {
+					sick = fmt.Errorf("%s: %s", e.ID, e.Msg)
+				}
 				stopFeeding()
 				s.Close()
 				continue
