@@ -270,6 +270,9 @@ func (c *Client) OpenAt(ctx context.Context, obj Object, start int64) io.ReadClo
 			select {
 			case buf = <-r.free: // blocks while streams parts wait to be read: bounded memory
 			case <-ctx.Done():
+				// The end of the queue must not read as the end of the object: a reader
+				// that is cancelled gets an error, never a short stream that looks whole.
+				r.cut = c.err(obj.Key, fmt.Errorf("reading from byte %d: %w", off, ctx.Err()))
 				return
 			}
 			n := min(part, obj.Size-off)
@@ -302,6 +305,7 @@ type partReader struct {
 	cur    []byte // unread rest of the current part
 	whole  []byte // the current part's buffer, to recycle
 	err    error
+	cut    error // why the producer stopped before the end (written before the queue closes)
 }
 
 func (r *partReader) Read(p []byte) (int, error) {
@@ -316,6 +320,9 @@ func (r *partReader) Read(p []byte) (int, error) {
 		ch, ok := <-r.queue
 		if !ok {
 			r.err = io.EOF
+			if r.cut != nil {
+				r.err = r.cut
+			}
 			return 0, r.err
 		}
 		res := <-ch

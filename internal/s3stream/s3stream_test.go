@@ -114,6 +114,31 @@ func TestReplacedMidRead(t *testing.T) {
 	}
 }
 
+// A read whose context ends part-way fails: it never ends early with io.EOF, which would
+// pass a prefix of the object off as all of it.
+func TestCancelledMidRead(t *testing.T) {
+	big := randomBytes(200_000)
+	c := newTestBucket(t, map[string][]byte{"k": big})
+	for _, streams := range []int{1, 4} {
+		ctx, cancel := context.WithCancel(context.Background())
+		c.PartSize, c.Streams = 1000, streams
+		r := c.Open(ctx, Object{Key: "k", Size: int64(len(big))})
+		if _, err := io.ReadFull(r, make([]byte, 1500)); err != nil {
+			t.Fatal(err)
+		}
+		// The parts in flight arrive, and the producer waits for a free buffer when the
+		// cancel comes: the parts it had fetched are still delivered, then the error.
+		time.Sleep(200 * time.Millisecond)
+		cancel()
+		time.Sleep(50 * time.Millisecond)
+		rest, err := io.ReadAll(r)
+		r.Close()
+		if err == nil || !errors.Is(err, context.Canceled) {
+			t.Fatalf("streams %d: read on after the cancel: %d more bytes, %v; want context.Canceled", streams, len(rest), err)
+		}
+	}
+}
+
 func TestMissing(t *testing.T) {
 	c := newTestBucket(t, nil)
 	ctx := context.Background()
