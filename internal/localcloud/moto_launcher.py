@@ -11,6 +11,10 @@
 #     "", at most N instances per request], ...]); a limited pool launches up to MaxCount
 #     within the limit, as EC2 does (moto launches MinCount).
 #   - an instance profile reaches every instance of a launch (moto attaches it to the first).
+#   - an instance launched on the spot market has its one-time spot instance request, as on
+#     EC2 (moto makes none), whose status is marked-for-termination once `localcloud fault
+#     interrupt` has posted a notice (spot-notices.json beside the prices: {instance id: time
+#     of the action}) and instance-terminated-no-capacity once the instance is gone.
 # Usage: python moto_launcher.py HOST PORT SPOT_PRICES_JSON
 import json
 import os
@@ -22,6 +26,7 @@ import moto.ec2.models.vpcs as vpcs
 from moto.ec2.models.instances import InstanceBackend
 import moto.ec2.utils as ec2utils
 from moto.ec2.exceptions import DefaultVpcAlreadyExists, EC2ClientError
+from moto.ec2.models.spot_requests import SpotInstanceRequest, SpotRequestBackend
 from moto.ec2.responses.spot_instances import SpotInstances
 from moto.ec2.responses.instances import InstanceResponse
 from moto.core.responses import ActionResult
@@ -30,6 +35,7 @@ host, port, prices_path = sys.argv[1], sys.argv[2], sys.argv[3]
 with open(prices_path, encoding="utf-8") as f:
     SPOT = json.load(f)  # {"base": {type: on-demand USD/h}, "zones": {zone-letter: factor}, "default": USD/h}
 CAPACITY_FAULTS = os.path.join(os.path.dirname(prices_path), "capacity-faults.json")
+SPOT_NOTICES = os.path.join(os.path.dirname(prices_path), "spot-notices.json")
 
 
 def create_default_vpc(self):
@@ -108,6 +114,65 @@ def run_instances_with_profile(self, image_id, count, user_data, security_group_
 
 
 InstanceBackend.run_instances = run_instances_with_profile
+_run_with_spot_requests = InstanceBackend.run_instances
+
+
+class LaunchedSpotRequest(SpotInstanceRequest):
+    """The one-time spot request behind an instance RunInstances launched on the spot market."""
+
+    __module__ = SpotInstanceRequest.__module__  # moto files its models by their module's name
+
+    def __init__(self, backend, instance):
+        self._launched = instance
+        super().__init__(
+            backend, ec2utils.random_spot_request_id(), price=None, image_id=instance.image_id,
+            spot_instance_type="one-time", valid_from=None, valid_until=None, launch_group=None,
+            availability_zone_group=None, key_name=instance.key_name, security_groups=[], user_data=None,
+            instance_type=instance.instance_type, placement=None, kernel_id=None, ramdisk_id=None,
+            monitoring_enabled=False, subnet_id=instance.subnet_id, tags={}, spot_fleet_id=None,
+            instance_interruption_behaviour="terminate",
+        )
+        self.status_message = "Your spot request is fulfilled."
+
+    def launch_instance(self):
+        return self._launched
+
+
+def run_instances_with_spot_requests(self, image_id, count, user_data, security_group_names, **kwargs):
+    reservation = _run_with_spot_requests(self, image_id, count, user_data, security_group_names, **kwargs)
+    if kwargs.get("instance_market_options"):
+        for instance in reservation.instances:
+            request = LaunchedSpotRequest(self, instance)
+            self.spot_instance_requests[request.id] = request
+            instance.spot_instance_request_id = request.id
+    return reservation
+
+
+InstanceBackend.run_instances = run_instances_with_spot_requests
+_describe_spot_requests = SpotRequestBackend.describe_spot_instance_requests
+
+
+def describe_spot_instance_requests(self, filters=None, spot_instance_ids=None):
+    try:
+        with open(SPOT_NOTICES, encoding="utf-8") as f:
+            notices = json.load(f)
+    except FileNotFoundError:
+        notices = {}
+    for request in self.spot_instance_requests.values():
+        at = notices.get(getattr(request.instance, "id", None))
+        if at is None:
+            continue
+        if request.instance.state == "running":
+            request._status_code = "marked-for-termination"
+            request.status_message = f"Your Spot Instance is marked to be terminated at {at}."
+        elif request.instance.state in ("shutting-down", "terminated"):
+            request.state = "closed"
+            request._status_code = "instance-terminated-no-capacity"
+            request.status_message = "Your Spot Instance was terminated because there is no Spot capacity available that matches your request."
+    return _describe_spot_requests(self, filters, spot_instance_ids)
+
+
+SpotRequestBackend.describe_spot_instance_requests = describe_spot_instance_requests
 ec2utils.filter_dict_attribute_mapping["instance-lifecycle"] = "lifecycle"
 
 

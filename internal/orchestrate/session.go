@@ -84,9 +84,16 @@ func (j *job) session(ctx context.Context, n *node) error {
 		return err
 	}
 
-	// sent holds the items given to this countpass and not yet reported.
+	// sent holds the items given to this countpass and not yet reported; settled is poked
+	// whenever one is.
 	var mu sync.Mutex
 	sent := map[string]bool{}
+	settled := make(chan struct{}, 1)
+	running := func() int {
+		mu.Lock()
+		defer mu.Unlock()
+		return len(sent)
+	}
 	feedCtx, stopFeeding := context.WithCancel(ctx)
 	fed := make(chan struct{})
 	n.inMu.Lock()
@@ -103,6 +110,15 @@ func (j *job) session(ctx context.Context, n *node) error {
 		for {
 			k, ok := j.sched.Next(feedCtx, n.id)
 			if !ok {
+				// Nothing more for this node, but the input stays open while its items run:
+				// one that a copy elsewhere finishes first is cancelled through it.
+				for running() > 0 {
+					select {
+					case <-settled:
+					case <-feedCtx.Done():
+						return
+					}
+				}
 				return
 			}
 			mu.Lock()
@@ -160,6 +176,10 @@ func (j *job) session(ctx context.Context, n *node) error {
 		mu.Lock()
 		delete(sent, e.ID)
 		mu.Unlock()
+		select {
+		case settled <- struct{}{}:
+		default:
+		}
 	}
 	werr := s.Wait()
 	stopFeeding()
