@@ -28,11 +28,12 @@ const (
 	Failed             // the remote command exited non-zero (or the job failed locally)
 	Unreachable        // dial, auth, host key, or the connection died
 	TimedOut           // --timeout expired
+	Reclaimed          // unreachable because EC2 took the spot instance back (or is about to)
 	Interrupted        // Ctrl-C
 )
 
 func (s Status) String() string {
-	return [...]string{"ok", "failed", "unreachable", "timed out", "interrupted"}[s]
+	return [...]string{"ok", "failed", "unreachable", "timed out", "reclaimed", "interrupted"}[s]
 }
 
 // Result is one host's outcome.
@@ -147,7 +148,7 @@ func ExitCode(results []Result) int {
 		switch r.Status {
 		case Failed:
 			codes = append(codes, cli.ExitFailed)
-		case Unreachable, TimedOut:
+		case Unreachable, TimedOut, Reclaimed:
 			codes = append(codes, cli.ExitUnreachable)
 		case Interrupted:
 			return cli.ExitInterrupted

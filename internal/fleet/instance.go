@@ -23,6 +23,10 @@ type Instance struct {
 	Tags        map[string]string `json:"tags"`
 	SpotRequest string            `json:"spot_request,omitempty"` // spot instance request id, if any
 	StateReason string            `json:"state_reason,omitempty"` // why it is in its state (for example why it was terminated), if EC2 says
+	// Interruption: a spot instance EC2 is taking back (notice) or took back (interrupted),
+	// with EC2's message; filled in by Client.Interruptions.
+	Interruption     Interruption `json:"interruption,omitempty"`
+	InterruptionNote string       `json:"interruption_note,omitempty"`
 }
 
 // Address is where to reach the instance over SSH: its public address, or its private one

@@ -64,6 +64,9 @@ func (c *Client) List(ctx context.Context, selectors, states []string, asJSON bo
 	if len(insts) == 0 {
 		return cli.Errorf(cli.ExitNoMatch, "no instances")
 	}
+	if err := c.Interruptions(ctx, insts); err != nil {
+		return err
+	}
 	if asJSON {
 		enc := json.NewEncoder(w)
 		for _, in := range insts {
@@ -94,7 +97,11 @@ func Row(in Instance) []string {
 			tags = append(tags, k+"="+in.Tags[k])
 		}
 	}
-	row := []string{in.ID, in.Name, in.Type, in.State, in.Lifecycle, in.Zone, in.Address(false),
+	lifecycle := in.Lifecycle
+	if in.Interruption != NotInterrupted {
+		lifecycle += "(" + string(in.Interruption) + ")" // spot(notice), spot(interrupted)
+	}
+	row := []string{in.ID, in.Name, in.Type, in.State, lifecycle, in.Zone, in.Address(false),
 		launched(in.LaunchTime), strings.Join(tags, ",")}
 	for i, f := range row {
 		if f = strings.Join(strings.Fields(f), "_"); f == "" {

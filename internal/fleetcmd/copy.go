@@ -55,7 +55,7 @@ func Copy(ctx context.Context, a *CopyArgs) error {
 		return err
 	}
 	defer cfg.Close()
-	return Finish(a.Pool(cfg).Each(ctx, hs, func(ctx context.Context, h sshx.Host, c *sshx.Conn) error {
+	return Finish(ctx, a.Pool(cfg).Each(ctx, hs, func(ctx context.Context, h sshx.Host, c *sshx.Conn) error {
 		if spec.Push {
 			return transfer.Push(ctx, c.Client, spec.Local, spec.Remote)
 		}

@@ -3,12 +3,14 @@
 package fleetcmd
 
 import (
+	"context"
 	"fmt"
 	"os"
 	"time"
 
 	"ec2kit/internal/cli"
 	"ec2kit/internal/fanout"
+	"ec2kit/internal/fleet"
 	"ec2kit/internal/sshx"
 )
 
@@ -64,9 +66,45 @@ func Confirm(action string, hosts []sshx.Host, yes bool) error {
 
 // Finish prints the summary (unless a single host simply succeeded) and returns the error
 // carrying the exit code.
-func Finish(results []fanout.Result) error {
+func Finish(ctx context.Context, results []fanout.Result) error {
+	reclaimed(ctx, results)
 	if len(results) > 1 || fanout.ExitCode(results) != cli.ExitOK {
 		fanout.Summary(os.Stderr, results)
 	}
 	return fanout.Err(results)
+}
+
+// reclaimed tells, among the hosts that were lost, the spot instances EC2 took back (their
+// spot request says so): they are counted apart from plain unreachable hosts. Best effort:
+// when EC2 cannot be asked, the hosts stay unreachable.
+func reclaimed(ctx context.Context, results []fanout.Result) {
+	var lost []string
+	for _, r := range results {
+		if r.Status == fanout.Unreachable {
+			lost = append(lost, r.Host.Target.ID)
+		}
+	}
+	if len(lost) == 0 || ctx.Err() != nil {
+		return
+	}
+	fc, err := fleet.New(ctx)
+	if err != nil {
+		return
+	}
+	insts, _ := fc.Resolve(ctx, lost, fleet.States...) // one that matches nothing stays unreachable
+	if fc.Interruptions(ctx, insts) != nil {
+		return
+	}
+	why := map[string]fleet.Instance{}
+	for _, in := range insts {
+		if in.Interruption != fleet.NotInterrupted {
+			why[in.ID] = in
+		}
+	}
+	for i, r := range results {
+		if in, ok := why[r.Host.Target.ID]; ok && r.Status == fanout.Unreachable {
+			results[i].Status = fanout.Reclaimed
+			results[i].Err = fmt.Errorf("spot interruption (%s): %s; %w", in.Interruption, in.InterruptionNote, r.Err)
+		}
+	}
 }

@@ -82,7 +82,7 @@ func Rsync(ctx context.Context, a *RsyncArgs) error {
 		return cli.Errorf(cli.ExitLocal, "finding ec2-rsync itself: %v", err)
 	}
 	out, _ := fanout.NewOutput(fanout.Prefixed, os.Stdout, os.Stderr, "")
-	return Finish(a.Pool(cfg).Local(ctx, hs, func(ctx context.Context, h sshx.Host) error {
+	return Finish(ctx, a.Pool(cfg).Local(ctx, hs, func(ctx context.Context, h sshx.Host) error {
 		return rsyncOne(ctx, self, a, spec, cfg, h, out)
 	}, nil))
 }

@@ -114,7 +114,7 @@ func SSH(ctx context.Context, a *SSHArgs) error {
 			return cli.Errorf(cli.ExitLocal, "--stdin: %v", err)
 		}
 	}
-	return Finish(results)
+	return Finish(ctx, results)
 }
 
 // Interactive opens a login shell on one host: with a pty when stdin is a terminal, else

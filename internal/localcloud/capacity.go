@@ -17,6 +17,10 @@ import (
 // request (0: dry)], ...]: the moto launcher reads it on every RunInstances.
 const capacityFaults = "capacity-faults.json"
 
+// spotNotices holds the spot interruption notices `fault interrupt` posted, {instance id: time
+// of the action}: the moto launcher reads it to mark the instances' spot requests.
+const spotNotices = "spot-notices.json"
+
 // capacityFault dries a pool up ("on": the fault is on), limits it to N instances per
 // request, or serves it fully again ("off"): args are [ZONE] on|off|N.
 func capacityFault(c Cloud, itype string, args []string) error {

@@ -2,11 +2,13 @@ package localcloud
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"log"
 	"net"
 	"net/http"
+	"os"
 	"strings"
 	"sync"
 	"time"
@@ -34,13 +36,17 @@ type metadata struct {
 	ec2 *ec2.Client
 	iam *iam.Client
 	srv *imds.Server
+	// notices is the file the moto launcher reads the posted interruption notices from
+	// ({instance id: time of the action}), for the spot requests' status.
+	notices  string
+	noticeMu sync.Mutex
 
 	mu   sync.Mutex
 	byIP map[string]imds.Instance
 }
 
-func newMetadata(ec2c *ec2.Client, iamc *iam.Client) *metadata {
-	m := &metadata{ec2: ec2c, iam: iamc}
+func newMetadata(ec2c *ec2.Client, iamc *iam.Client, notices string) *metadata {
+	m := &metadata{ec2: ec2c, iam: iamc, notices: notices}
 	// versitygw refuses any session token (InvalidToken), so role credentials come without
 	// one; they are the keys the local S3 and moto accept.
 	m.srv = &imds.Server{Lookup: m.lookup, Credentials: imds.Credentials{AccessKeyID: accessKey, SecretAccessKey: secretKey}}
@@ -162,7 +168,11 @@ func (m *metadata) interrupt(ctx context.Context, id string, notice time.Duratio
 	case inst.InstanceLifecycle != types.InstanceLifecycleTypeSpot:
 		return errNotSpot
 	}
-	m.srv.Notice(id, time.Now().Add(notice))
+	at := time.Now().Add(notice)
+	m.srv.Notice(id, at)
+	if err := m.recordNotice(id, at); err != nil {
+		return err
+	}
 	go func() {
 		select {
 		case <-ctx.Done():
@@ -176,6 +186,31 @@ func (m *metadata) interrupt(ctx context.Context, id string, notice time.Duratio
 		log.Printf("%s: interrupted: terminated", id)
 	}()
 	return nil
+}
+
+// recordNotice adds a notice to the file the moto launcher reads, so that the instance's spot
+// request says it is marked for termination, as EC2's does.
+func (m *metadata) recordNotice(id string, at time.Time) error {
+	if m.notices == "" {
+		return nil
+	}
+	m.noticeMu.Lock()
+	defer m.noticeMu.Unlock()
+	all := map[string]string{}
+	if b, err := os.ReadFile(m.notices); err == nil {
+		if err := json.Unmarshal(b, &all); err != nil {
+			return fmt.Errorf("%s: %w", m.notices, err)
+		}
+	} else if !errors.Is(err, os.ErrNotExist) {
+		return err
+	}
+	all[id] = at.UTC().Format(time.RFC3339)
+	b, _ := json.Marshal(all)
+	tmp := m.notices + ".tmp"
+	if err := os.WriteFile(tmp, b, 0o644); err != nil {
+		return err
+	}
+	return os.Rename(tmp, m.notices)
 }
 
 // errNoInstance: the instance is not running.

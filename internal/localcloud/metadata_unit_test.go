@@ -23,7 +23,7 @@ func TestMetadataAnswersFromCopy(t *testing.T) {
 	}))
 	defer api.Close()
 	c := ec2.New(ec2.Options{Region: region, BaseEndpoint: aws.String(api.URL), Credentials: aws.AnonymousCredentials{}})
-	m := newMetadata(c, nil)
+	m := newMetadata(c, nil, "")
 	m.byIP = map[string]imds.Instance{"127.1.0.4": {ID: "i-1", IP: "127.1.0.4"}}
 	ctx := context.Background()
 	if in, ok, err := m.lookup(ctx, "127.1.0.4"); err != nil || !ok || in.ID != "i-1" || calls.Load() != 0 {

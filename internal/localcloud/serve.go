@@ -116,7 +116,7 @@ func (s *supervisor) start(ctx context.Context) (*watcher.Watcher, error) {
 		return nil, err
 	}
 	ec2c := ec2.NewFromConfig(cfg)
-	md := newMetadata(ec2c, iam.NewFromConfig(cfg))
+	md := newMetadata(ec2c, iam.NewFromConfig(cfg), s.c.path(spotNotices))
 	if err := md.serve(ctx); err != nil {
 		return nil, err
 	}
