@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"maps"
 	"net"
 	"net/http"
 	"net/url"
@@ -13,6 +14,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"reflect"
+	"slices"
 	"strconv"
 	"strings"
 	"syscall"
@@ -22,6 +24,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"ec2kit/internal/cli"
+	"ec2kit/internal/localcloud/netmodel"
 	"ec2kit/internal/localcloud/sandbox"
 )
 
@@ -45,7 +48,9 @@ func Dispatch(ctx context.Context, name string, cmds ...Command) error {
 }
 
 // Up starts the cloud.
-type Up struct{}
+type Up struct {
+	Net string `arg:"--net" placeholder:"MODEL" help:"shape the network between S3 and the instances like EC2's, scaled down (ec2: an i3en.2xlarge's NIC and S3's per-connection rate, 1/32; see localcloud status) [default: unshaped loopback]"`
+}
 
 // Down stops it.
 type Down struct{}
@@ -70,16 +75,21 @@ type Fault struct {
 }
 
 // Serve is the supervisor (started by up inside the namespace).
-type Serve struct{}
+type Serve struct {
+	Net string `arg:"--net"`
+}
 
 // Boot is an instance sandbox's init (started by the supervisor).
 type Boot struct {
 	Dir string `arg:"positional,required"`
 }
 
-func (Up) run(ctx context.Context, c Cloud) error {
+func (u Up) run(ctx context.Context, c Cloud) error {
 	if err := needRoot("localcloud up"); err != nil {
 		return err
+	}
+	if _, ok := netmodel.Models[u.Net]; u.Net != "" && !ok {
+		return cli.Errorf(cli.ExitUsage, "--net %q: the models are: %s", u.Net, strings.Join(slices.Sorted(maps.Keys(netmodel.Models)), ", "))
 	}
 	unlock, err := c.lock()
 	if err != nil {
@@ -90,7 +100,7 @@ func (Up) run(ctx context.Context, c Cloud) error {
 		fmt.Fprintf(os.Stderr, "localcloud: the local cloud %q is already up; `eval \"$(localcloud env)\"` or `localcloud run -- CMD`\n", c.Name)
 		return nil
 	}
-	if err := c.start(ctx); err != nil {
+	if err := c.start(ctx, u.Net); err != nil {
 		return err
 	}
 	fmt.Fprintf(os.Stderr, "localcloud: the local cloud %q is up (network namespace %s, state in %s)\n"+
@@ -118,7 +128,7 @@ func (c Cloud) lock() (func(), error) {
 
 // start creates the namespace and the supervisor, and waits until the supervisor says the
 // cloud is ready; on failure it removes everything it made.
-func (c Cloud) start(ctx context.Context) (err error) {
+func (c Cloud) start(ctx context.Context, model string) (err error) {
 	for _, tool := range []string{"ip", "nsenter", "/usr/sbin/sshd", "useradd"} {
 		if _, err := exec.LookPath(tool); err != nil {
 			return cli.WithHint(cli.Errorf(cli.ExitLocal, "%s is missing", tool), "run scripts/setup")
@@ -156,7 +166,7 @@ func (c Cloud) start(ctx context.Context) (err error) {
 		return cli.Errorf(cli.ExitLocal, "%v", err)
 	}
 	defer ready.Close()
-	cmd := exec.Command("nsenter", "--net="+c.NetNS(), "--", self, "--name", c.Name, "serve")
+	cmd := exec.Command("nsenter", "--net="+c.NetNS(), "--", self, "--name", c.Name, "serve", "--net", model)
 	cmd.Stdout, cmd.Stderr = logf, logf
 	cmd.ExtraFiles = []*os.File{readyW}
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setsid: true}
@@ -340,7 +350,7 @@ func (f Fault) run(ctx context.Context, c Cloud) error {
 	return nil
 }
 
-func (Serve) run(ctx context.Context, c Cloud) error { return serve(ctx, c) }
+func (sv Serve) run(ctx context.Context, c Cloud) error { return serve(ctx, c, sv.Net) }
 
 func (b Boot) run(ctx context.Context, c Cloud) error {
 	if code := sandbox.Boot(b.Dir); code != sandbox.ExitKilled {

@@ -13,6 +13,7 @@ import (
 	"os/exec"
 	"os/signal"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"syscall"
 	"time"
@@ -25,6 +26,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/iam"
 	"github.com/aws/aws-sdk-go-v2/service/ssm"
 
+	"ec2kit/internal/localcloud/netmodel"
 	"ec2kit/internal/localcloud/pricingsrv"
 	"ec2kit/internal/localcloud/sandbox"
 	"ec2kit/internal/localcloud/watcher"
@@ -50,12 +52,15 @@ type status struct {
 
 // serve is the supervisor, running inside the namespace. It tells `up` on fd 3 whether the
 // cloud came up ("ok" or "error: why"), then runs until SIGTERM and takes everything down.
-func serve(ctx context.Context, c Cloud) error {
+func serve(ctx context.Context, c Cloud, model string) error {
 	ready := os.NewFile(3, "ready")
 	log.SetPrefix("serve: ")
 	ctx, stop := signal.NotifyContext(ctx, syscall.SIGTERM, syscall.SIGINT)
 	defer stop()
 	s := &supervisor{c: c}
+	if m, ok := netmodel.Models[model]; ok {
+		s.net = &netmodel.Shaper{Model: m, Dev: "lo"}
+	}
 	defer s.stopAll()
 	w, err := s.start(ctx)
 	if err != nil {
@@ -74,6 +79,7 @@ func serve(ctx context.Context, c Cloud) error {
 type supervisor struct {
 	c     Cloud
 	procs []*proc
+	net   *netmodel.Shaper // the network model in force, nil for plain loopback
 }
 
 // proc is a service process; exited closes when it ends.
@@ -132,9 +138,34 @@ func (s *supervisor) start(ctx context.Context) (*watcher.Watcher, error) {
 		return nil, err
 	}
 	env := append(awsEnv(), "EC2KIT_LOCALCLOUD="+c.RunDir(), "EC2KIT_LOCALCLOUD_NAME="+c.Name, "EC2KIT_SUBNET="+subnet, "EC2KIT_VPC="+vpc)
+	envOf := instanceEnv
+	if s.net != nil {
+		if err := s.net.Setup(); err != nil {
+			return nil, err
+		}
+		// Each instance reads S3 at an address of its own, which the model shapes as its NIC.
+		envOf = func(ip string) []string {
+			alias, err := netmodel.Alias(ip)
+			if err != nil {
+				return instanceEnv(ip)
+			}
+			env := instanceEnv(ip)
+			for i, kv := range env {
+				if strings.HasPrefix(kv, "AWS_ENDPOINT_URL_S3=") {
+					env[i] = "AWS_ENDPOINT_URL_S3=http://" + alias + ":" + s3Port
+				}
+			}
+			return env
+		}
+	}
 	w := &watcher.Watcher{
-		Cloud: &watcher.EC2{Client: ec2c, Env: instanceEnv, Hide: []string{c.DiskDir()}, AWSCLI: awscli},
+		Cloud: &watcher.EC2{Client: ec2c, Env: envOf, Hide: []string{c.DiskDir()}, AWSCLI: awscli},
 		Boot: func(spec sandbox.Spec) (watcher.Host, error) {
+			if s.net != nil {
+				if err := s.net.AddInstance(spec.IP); err != nil {
+					return nil, err
+				}
+			}
 			h, err := sandbox.Start("/proc/self/exe", instanceDir(c, spec.ID), spec)
 			if err != nil {
 				return nil, err
@@ -302,8 +333,16 @@ func (s *supervisor) startVersitygw(ctx context.Context) error {
 			return err
 		}
 	}
+	listen := host + ":" + s3Port
+	if s.net != nil {
+		// Every address of lo (the namespace has no other link): instances reach S3 at their
+		// aliases, by which the network model tells their traffic apart.
+		listen = ":" + s3Port
+		port, _ := strconv.Atoi(s3Port)
+		s.net.S3Port = uint16(port)
+	}
 	cmd, err := s.spawn("versitygw", []string{"ROOT_ACCESS_KEY=" + accessKey, "ROOT_SECRET_KEY=" + secretKey},
-		gw, "--port", host+":"+s3Port, "posix", "--sidecar", meta, data)
+		gw, "--port", listen, "posix", "--sidecar", meta, data)
 	if err != nil {
 		return err
 	}
@@ -383,6 +422,10 @@ func (s *supervisor) control(ctx context.Context, w *watcher.Watcher, md *metada
 	if err != nil {
 		return err
 	}
+	network := "loopback, unshaped (localcloud up --net ec2: a network like EC2's)"
+	if s.net != nil {
+		network = s.net.Model.String()
+	}
 	mux := http.NewServeMux()
 	mux.HandleFunc("GET /status", func(rw http.ResponseWriter, r *http.Request) {
 		json.NewEncoder(rw).Encode(status{Pid: os.Getpid(), Services: []service{
@@ -391,6 +434,7 @@ func (s *supervisor) control(ctx context.Context, w *watcher.Watcher, md *metada
 			{"pricing", "http://" + host + ":" + pricingPort},
 			{"metadata", "IMDSv2 at http://<instance address>:" + imdsPort + "/ (each instance's AWS_EC2_METADATA_SERVICE_ENDPOINT)"},
 			{"watcher", "polls EC2 every 300ms"},
+			{"network", network},
 		}, Hosts: w.Status()})
 	})
 	mux.HandleFunc("POST /fault", func(rw http.ResponseWriter, r *http.Request) {

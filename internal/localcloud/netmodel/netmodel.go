@@ -1,0 +1,140 @@
+// Package netmodel shapes the local cloud's loopback like EC2's network between S3 and the
+// instances, scaled down so that one machine can hold a fleet: each instance's NIC rate
+// (an HTB class) and the rate of one S3 connection (an HTB leaf per connection under it: a
+// u32 hash on the connection's port spreads them over 128 leaves). Instances share the
+// cloud's network namespace, so what tells their traffic apart is the address they reach S3
+// at: instance 127.1.X.Y reads S3 at its own alias 127.2.X.Y (Alias), and S3's answers from
+// that alias are that instance's. It is real kernel shaping with tc inside the cloud's
+// namespace; the tools see nothing of it but the rates. (fq's per-flow maxrate and netem's
+// delay would be the usual tools; this machine's kernel has neither: CONFIG_NET_SCH_FQ and
+// CONFIG_NET_SCH_NETEM are unset, so S3's time to first byte is not modelled.)
+package netmodel
+
+import (
+	"fmt"
+	"net/netip"
+	"os/exec"
+	"strings"
+	"sync"
+)
+
+// Model is one network: rates and latency as the instances see them.
+type Model struct {
+	Name  string
+	NIC   int64  // bytes/s into one instance
+	Conn  int64  // bytes/s on one S3 connection
+	Scale int    // rates are 1/Scale of EC2's
+	About string // what it stands for
+}
+
+// EC2 is an i3en.2xlarge reading S3 in its region, scaled by 1/32: up to 25 Gbit/s into the
+// instance (3.1 GB/s: 98 MB/s here) and about 90 MB/s per S3 connection (2.8 MB/s here), so
+// that filling a NIC takes the same 35 connections. At this scale four nodes take 390 MB/s in all,
+// about half of what this two-core machine's S3 server and counting move (830 MB/s
+// measured), so the model, not the machine, is what the rows measure.
+var EC2 = Model{
+	Name:  "ec2",
+	NIC:   25e9 / 8 / 32,
+	Conn:  90e6 / 32,
+	Scale: 32,
+	About: "i3en.2xlarge + S3, scaled 1/32",
+}
+
+// Models are the models by name.
+var Models = map[string]Model{EC2.Name: EC2}
+
+func (m Model) String() string {
+	return fmt.Sprintf("%s (%s): NIC %s/s per instance, %s/s per S3 connection",
+		m.Name, m.About, mb(m.NIC), mb(m.Conn))
+}
+
+func mb(b int64) string { return fmt.Sprintf("%.1f MB", float64(b)/1e6) }
+
+// Shaper applies a model to one network device (lo inside the namespace).
+type Shaper struct {
+	Model  Model
+	Dev    string
+	S3Port uint16 // the S3 server's port (it listens on every address of lo)
+
+	mu   sync.Mutex
+	have map[string]int // alias -> its index
+}
+
+// Alias is the address instance ip reads S3 at: 127.2.X.Y for 127.1.X.Y.
+func Alias(ip string) (string, error) {
+	a, err := netip.ParseAddr(ip)
+	if b := a.As4(); err != nil || !a.Is4() || b[0] != 127 || b[1] != 1 {
+		return "", fmt.Errorf("netmodel: %q is not an instance address (127.1.X.Y)", ip)
+	}
+	b := a.As4()
+	return netip.AddrFrom4([4]byte{127, 2, b[2], b[3]}).String(), nil
+}
+
+// Classes: the root HTB is 1:, unshaped traffic goes to 1:fffe. The i-th instance shaped
+// (from 1) has its NIC class 1:i<<9 and the leaves 1:(i<<9)+1... for its S3 connections,
+// picked by u32 hash table i: from bits 1-8 of the connection's port on the instance's side
+// (Linux hands those out even and a few apart, so successive connections mostly get leaves
+// of their own; two that share one share its rate).
+const (
+	defaultClass = "fffe"
+	buckets      = 256
+	maxInstances = 0x7e
+)
+
+// Setup installs the root qdisc and the unshaped default class.
+func (s *Shaper) Setup() error {
+	return tcBatch([]string{
+		fmt.Sprintf("qdisc replace dev %s root handle 1: htb default %s", s.Dev, defaultClass),
+		fmt.Sprintf("class replace dev %s parent 1: classid 1:%s htb rate 100gbit", s.Dev, defaultClass),
+	})
+}
+
+// AddInstance shapes what S3 sends to an instance (at its alias); a second call for the same
+// address does nothing.
+func (s *Shaper) AddInstance(ip string) error {
+	alias, err := Alias(ip)
+	if err != nil {
+		return err
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.have[alias] != 0 {
+		return nil
+	}
+	i := len(s.have) + 1
+	if i > maxInstances {
+		return fmt.Errorf("netmodel: more than %d instances", maxInstances)
+	}
+	nic, conn := fmt.Sprintf("%dbit", s.Model.NIC*8), fmt.Sprintf("%dbit", s.Model.Conn*8)
+	// HTB needs a burst of a few of lo's 64 KiB packets to reach its rate.
+	burst := max(s.Model.NIC/100, 256<<10)
+	cmds := []string{
+		fmt.Sprintf("class replace dev %s parent 1: classid 1:%x htb rate %s ceil %s burst %d cburst %d", s.Dev, i<<9, nic, nic, burst, burst),
+		fmt.Sprintf("filter add dev %s parent 1: prio 5 handle %x: protocol ip u32 divisor %d", s.Dev, i, buckets),
+	}
+	for b := range buckets {
+		cmds = append(cmds,
+			fmt.Sprintf("class replace dev %s parent 1:%x classid 1:%x htb rate %dbit ceil %s burst 64k cburst 64k", s.Dev, i<<9, i<<9+b+1, s.Model.NIC*8/buckets, conn),
+			fmt.Sprintf("filter add dev %s parent 1: prio 5 protocol ip u32 ht %x:%x: match u32 0 0 flowid 1:%x", s.Dev, i, b, i<<9+b+1))
+	}
+	cmds = append(cmds, fmt.Sprintf("filter add dev %s parent 1: prio 5 protocol ip u32 ht 800:: match ip src %s/32 match ip sport %d 0xffff hashkey mask 0x000001fe at 20 link %x:",
+		s.Dev, alias, s.S3Port, i))
+	if err := tcBatch(cmds); err != nil {
+		return err
+	}
+	if s.have == nil {
+		s.have = map[string]int{}
+	}
+	s.have[alias] = i
+	return nil
+}
+
+// tcBatch runs tc commands in one tc process (an instance takes a few hundred).
+func tcBatch(cmds []string) error {
+	c := exec.Command("tc", "-batch", "-")
+	c.Stdin = strings.NewReader(strings.Join(cmds, "\n") + "\n")
+	if out, err := c.CombinedOutput(); err != nil {
+		return fmt.Errorf("tc: %v: %s", err, strings.TrimSpace(string(out)))
+	}
+	return nil
+}

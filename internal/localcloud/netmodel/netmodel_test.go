@@ -1,0 +1,117 @@
+package netmodel
+
+import (
+	"context"
+	"fmt"
+	"net"
+	"net/http"
+	"os"
+	"strconv"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+)
+
+// The shaping test changes lo's qdisc: it runs only in a network namespace of its own,
+// made for it (scripts/test: ip netns exec ec2kit-nettest), never in a cloud's.
+func shaper(t *testing.T) *Shaper {
+	if os.Getenv("EC2KIT_NETMODEL_TEST") == "" {
+		t.Skip("shapes lo: run with EC2KIT_NETMODEL_TEST=1 inside a network namespace of its own (scripts/test does)")
+	}
+	ifs, err := net.Interfaces()
+	if err != nil || len(ifs) != 1 || ifs[0].Name != "lo" {
+		t.Fatalf("not a namespace with only lo: %v %v", ifs, err)
+	}
+	// A server standing in for S3: GET /N sends N bytes.
+	l, err := net.Listen("tcp", ":0") // every address of lo, the aliases included
+	if err != nil {
+		t.Fatal(err)
+	}
+	chunk := make([]byte, 64<<10)
+	srv := &http.Server{Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		n, _ := strconv.ParseInt(r.URL.Path[1:], 10, 64)
+		w.Header().Set("Content-Length", fmt.Sprint(n))
+		for ; n > 0; n -= int64(len(chunk)) {
+			if _, err := w.Write(chunk[:min(n, int64(len(chunk)))]); err != nil {
+				return
+			}
+		}
+	})}
+	go srv.Serve(l)
+	t.Cleanup(func() { srv.Close() })
+	s := &Shaper{Model: EC2, Dev: "lo", S3Port: uint16(l.Addr().(*net.TCPAddr).Port)}
+	if err := s.Setup(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { tcBatch([]string{"qdisc del dev lo root"}) })
+	for _, ip := range []string{"127.1.0.5", "127.1.0.6"} {
+		if err := s.AddInstance(ip); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := s.AddInstance("127.1.0.5"); err != nil { // again: nothing to do
+		t.Fatal(err)
+	}
+	return s
+}
+
+// rate streams from S3 over conns connections for each instance at once and returns the
+// bytes per second they receive together once under way (between 1 s and 3 s in).
+func rate(t *testing.T, s *Shaper, from []string, conns int) float64 {
+	t.Helper()
+	ctx, cancel := context.WithCancel(context.Background())
+	var got atomic.Int64
+	var wg sync.WaitGroup
+	for _, ip := range from {
+		alias, err := Alias(ip)
+		if err != nil {
+			t.Fatal(err)
+		}
+		c := &http.Client{Transport: &http.Transport{MaxConnsPerHost: conns}}
+		for range conns {
+			wg.Go(func() {
+				req, _ := http.NewRequestWithContext(ctx, "GET", fmt.Sprintf("http://%s:%d/%d", alias, s.S3Port, int64(1)<<40), nil)
+				resp, err := c.Do(req)
+				if err != nil {
+					return
+				}
+				defer resp.Body.Close()
+				b := make([]byte, 64<<10)
+				for {
+					n, err := resp.Body.Read(b)
+					got.Add(int64(n))
+					if err != nil {
+						return
+					}
+				}
+			})
+		}
+	}
+	time.Sleep(time.Second)
+	a, t0 := got.Load(), time.Now()
+	time.Sleep(2 * time.Second)
+	b, t1 := got.Load(), time.Now()
+	cancel()
+	wg.Wait()
+	return float64(b-a) / t1.Sub(t0).Seconds()
+}
+
+func near(t *testing.T, what string, got, want float64) {
+	t.Helper()
+	t.Logf("%s: %.2f MB/s (model %.2f MB/s)", what, got/1e6, want/1e6)
+	if got < 0.75*want || got > 1.25*want {
+		t.Errorf("%s: %.2f MB/s, want about %.2f MB/s", what, got/1e6, want/1e6)
+	}
+}
+
+// The model holds: one connection gets about the per-connection rate; many connections into one instance get about its NIC rate;
+// two instances get twice that.
+func TestShaping(t *testing.T) {
+	s := shaper(t)
+	m := s.Model
+	near(t, "one connection", rate(t, s, []string{"127.1.0.5"}, 1), float64(m.Conn))
+	conns := int(2 * m.NIC / m.Conn) // twice what fills the NIC
+	near(t, fmt.Sprintf("%d connections into one instance", conns), rate(t, s, []string{"127.1.0.5"}, conns), float64(m.NIC))
+	near(t, fmt.Sprintf("%d connections into each of two instances", conns), rate(t, s, []string{"127.1.0.5", "127.1.0.6"}, conns), 2*float64(m.NIC))
+}
