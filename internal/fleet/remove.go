@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"ec2kit/internal/cli"
+	"ec2kit/internal/pricing"
 )
 
 // RemoveOptions are ec2-rm's choices.
@@ -68,6 +69,7 @@ func (c *Client) Remove(ctx context.Context, selectors []string, o RemoveOptions
 	for _, in := range targets {
 		fmt.Fprintln(w, in.ID)
 	}
+	fmt.Fprintf(os.Stderr, "ec2-rm: %d instance(s) from launch to now: %s\n", len(targets), lifetimeCost(ctx, targets))
 	if !o.Wait {
 		return nil
 	}
@@ -82,4 +84,13 @@ func needSelectors(sels []string) error {
 			"name the instances: ids, Name values or key=value tags (or pipe ids from ec2-ls)")
 	}
 	return nil
+}
+
+// lifetimeCost prices the instances from their launch to now.
+func lifetimeCost(ctx context.Context, insts []Instance) pricing.Cost {
+	uses := make([]pricing.Use, len(insts))
+	for i, in := range insts {
+		uses[i] = pricing.Use{Type: in.Type, Zone: in.Zone, Spot: in.Lifecycle == "spot", For: time.Since(in.LaunchTime)}
+	}
+	return pricing.Of(ctx, uses)
 }

@@ -26,26 +26,32 @@ type Conn struct {
 // selector list is a usage error: acting on every instance in the account must be asked for
 // by name. A bad --key is reported before any host is touched.
 func (c Conn) Resolve(ctx context.Context, selectors []string) ([]sshx.Host, *sshx.Config, error) {
+	hs, cfg, _, err := c.ResolveInstances(ctx, selectors)
+	return hs, cfg, err
+}
+
+// ResolveInstances is Resolve that also returns the instances, in the hosts' order.
+func (c Conn) ResolveInstances(ctx context.Context, selectors []string) ([]sshx.Host, *sshx.Config, []fleet.Instance, error) {
 	if len(selectors) == 0 {
-		return nil, nil, cli.WithHint(cli.Errorf(cli.ExitUsage, "no selector given"), "name instances by id, Name tag or key=value tag, or pipe ids on stdin")
+		return nil, nil, nil, cli.WithHint(cli.Errorf(cli.ExitUsage, "no selector given"), "name instances by id, Name tag or key=value tag, or pipe ids on stdin")
 	}
 	fc, err := fleet.New(ctx)
 	if err != nil {
-		return nil, nil, err
+		return nil, nil, nil, err
 	}
 	insts, err := fc.Resolve(ctx, selectors, "running")
 	if err != nil {
-		return nil, nil, err
+		return nil, nil, nil, err
 	}
 	cfg, err := c.Config(insts)
 	if err != nil {
-		return nil, nil, err
+		return nil, nil, nil, err
 	}
 	hs := make([]sshx.Host, len(insts))
 	for i, in := range insts {
 		hs[i] = sshx.Host{Label: in.Label(), Target: c.Target(in)}
 	}
-	return hs, cfg, nil
+	return hs, cfg, insts, nil
 }
 
 // Target is how to reach one instance.

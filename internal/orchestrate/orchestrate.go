@@ -19,6 +19,7 @@ import (
 	"time"
 
 	"ec2kit/internal/cli"
+	"ec2kit/internal/fleet"
 	"ec2kit/internal/hosts"
 	"ec2kit/internal/nodejob"
 	"ec2kit/internal/s3stream"
@@ -57,7 +58,8 @@ type job struct {
 	name  string // the job's name: its directory on the nodes
 	dir   string // that directory
 	bins  Binaries
-	live  bool // stderr is a terminal: progress bar, and progress lines from countpass
+	insts []fleet.Instance // the fleet, for the job's cost
+	live  bool             // stderr is a terminal: progress bar, and progress lines from countpass
 	objs  []nodejob.Object
 	items map[string]nodejob.Item // result name -> item
 	byID  map[string]*node
@@ -135,7 +137,7 @@ func Run(ctx context.Context, o Options) error {
 	if err != nil {
 		return err
 	}
-	hosts, cfg, err := o.SSH.Resolve(ctx, o.Selectors)
+	hosts, cfg, insts, err := o.SSH.ResolveInstances(ctx, o.Selectors)
 	if err != nil {
 		return err
 	}
@@ -151,7 +153,7 @@ func Run(ctx context.Context, o Options) error {
 		}
 	}
 	start := time.Now()
-	j := &job{opts: o, bins: bins, live: cli.IsTerminal(os.Stderr), items: map[string]nodejob.Item{}, puts: puts,
+	j := &job{opts: o, bins: bins, insts: insts, live: cli.IsTerminal(os.Stderr), items: map[string]nodejob.Item{}, puts: puts,
 		dst: dst, dstPrefix: dstPrefix}
 	j.spec.Put = digests
 	if o.Step != nodejob.Count {

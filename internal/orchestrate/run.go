@@ -12,6 +12,7 @@ import (
 
 	"ec2kit/internal/cli"
 	"ec2kit/internal/nodejob"
+	"ec2kit/internal/pricing"
 	"ec2kit/internal/schedule"
 )
 
@@ -77,6 +78,9 @@ func (j *job) report(ctx context.Context, wall time.Duration, nodeCount int, die
 		fmt.Fprintf(j.prog.w, "; %d node(s) lost: %s", len(died)+len(unreachable),
 			strings.Join(append(slices.Sorted(maps.Keys(died)), unreachable...), ", "))
 	}
+	if ctx.Err() == nil {
+		fmt.Fprintf(j.prog.w, "; %s", j.cost(ctx, wall))
+	}
 	fmt.Fprintln(j.prog.w)
 	if ctx.Err() != nil {
 		return cli.Errorf(cli.ExitInterrupted, "interrupted: re-run the same command to finish (done keys are kept)")
@@ -122,4 +126,14 @@ func keyList(ks []schedule.Key) string {
 		names = append(names, fmt.Sprintf("%q", k.Name))
 	}
 	return strings.Join(names, ", ")
+}
+
+// cost prices the fleet's time over the job: every instance it ran on, lost ones too (EC2
+// bills them until they end), for the wall time.
+func (j *job) cost(ctx context.Context, wall time.Duration) pricing.Cost {
+	uses := make([]pricing.Use, len(j.insts))
+	for i, in := range j.insts {
+		uses[i] = pricing.Use{Type: in.Type, Zone: in.Zone, Spot: in.Lifecycle == "spot", For: wall}
+	}
+	return pricing.Of(ctx, uses)
 }
