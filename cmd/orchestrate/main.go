@@ -30,6 +30,7 @@ type args struct {
 	Force       bool     `arg:"--force" help:"redo every item: clear this job's earlier results first (default: keep and skip them)"`
 	Jobs        int      `arg:"-j,--jobs" help:"items at once per node (default: the node's cores)"`
 	Yes         bool     `arg:"-y,--yes" help:"do not ask for confirmation when a selector is a name or tag (required without a terminal)"`
+	Verbose     bool     `arg:"-v,--verbose" help:"also name each item that skipped rows too short to hold the column (the final line gives the total)"`
 	hosts.Conn
 	cli.VersionFlag
 }
@@ -82,6 +83,6 @@ func main() {
 		return orchestrate.Run(ctx, orchestrate.Options{Step: a.Step, Selectors: sels, Src: a.Src, Match: match,
 			Job: a.Job, Input: a.Input, Force: a.Force, Jobs: a.Jobs, Yes: a.Yes, SSH: a.Conn,
 			Field: a.Field, Column: a.Column, Cmd: a.Cmd, Split: int64(a.Split), Header: a.Header, Put: a.Put, Dst: a.Dst, Retries: a.Retries,
-			NoSpeculate: a.NoSpeculate})
+			NoSpeculate: a.NoSpeculate, Verbose: a.Verbose})
 	})
 }

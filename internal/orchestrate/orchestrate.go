@@ -48,6 +48,7 @@ type Options struct {
 	Retries     int      // attempts after the first, each on another node
 	NoSpeculate bool     // no second copies of stragglers
 	Yes         bool
+	Verbose     bool // a line per item that skipped rows, besides the total
 	SSH         hosts.Conn
 }
 

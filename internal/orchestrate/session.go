@@ -152,7 +152,9 @@ func (j *job) session(ctx context.Context, n *node) error {
 			j.prog.Partial(n.id, e.ID, e.Bytes)
 			continue
 		case "ok":
-			j.sched.Done(n.id, e.ID)
+			if j.sched.Done(n.id, e.ID) && e.Skipped > 0 && j.opts.Verbose {
+				j.prog.Printf("%s: %s: skipped %d row(s) too short to hold the column\n", n.label, e.ID, e.Skipped)
+			}
 			j.addSkipped(n.id, e.Skipped)
 		case "err":
 			if e.Class == nodejob.Sick {
