@@ -3,6 +3,7 @@ package pricing
 import (
 	"context"
 	"fmt"
+	"math"
 	"slices"
 	"strings"
 	"time"
@@ -29,7 +30,20 @@ func (c Cost) String() string {
 	if len(c.Unknown) > 0 {
 		return "cost unknown: " + strings.Join(c.Unknown, "; ")
 	}
-	return fmt.Sprintf("cost $%.4f (%.3f instance-hours at %s)", c.USD, c.Hours, strings.Join(c.Sources, " and "))
+	usage := fmt.Sprintf("%.1f instance-seconds", c.Hours*3600)
+	if c.Hours >= 1 {
+		usage = fmt.Sprintf("%.2f instance-hours", c.Hours)
+	}
+	return fmt.Sprintf("cost %s (%s at %s)", dollars(c.USD), usage, strings.Join(c.Sources, " and "))
+}
+
+// dollars shows an amount with its cents, or with two significant digits below a cent (a
+// minute of a small fleet costs a fraction of one).
+func dollars(usd float64) string {
+	if usd >= 0.01 || usd <= 0 {
+		return fmt.Sprintf("$%.2f", usd)
+	}
+	return fmt.Sprintf("$%.*f", int(math.Ceil(-math.Log10(usd)))+1, usd)
 }
 
 // CostOf prices every use: a spot instance at the spot price in force in its zone now (EC2
