@@ -56,7 +56,8 @@ func (j *job) cancel(node, key string) {
 // session runs one countpass on n: it feeds items as the scheduler hands them out and
 // reports each finished one back. It returns nil when the node is healthy at the end, and
 // the reason when the node must count as dead (connection lost, countpass crashed, a disk
-// that cannot hold results, a spot interruption notice). The end of ctx closes the session, which ends countpass.
+// that cannot hold results, a spot interruption notice). The end of ctx closes the session,
+// which ends countpass.
 func (j *job) session(ctx context.Context, n *node) error {
 	s, err := n.conn.NewSession()
 	if err != nil {
@@ -110,16 +111,18 @@ func (j *job) session(ctx context.Context, n *node) error {
 		for {
 			k, ok := j.sched.Next(feedCtx, n.id)
 			if !ok {
-				// Nothing more for this node, but the input stays open while its items run:
-				// one that a copy elsewhere finishes first is cancelled through it.
-				for running() > 0 {
-					select {
-					case <-settled:
-					case <-feedCtx.Done():
-						return
-					}
+				// Nothing more for this node now, but the input stays open while its items
+				// run: one that a copy elsewhere finishes first is cancelled through it, and
+				// work that comes back (a node died) can still come here.
+				if running() == 0 {
+					return
 				}
-				return
+				select {
+				case <-settled:
+					continue
+				case <-feedCtx.Done():
+					return
+				}
 			}
 			mu.Lock()
 			sent[k.Name] = true
