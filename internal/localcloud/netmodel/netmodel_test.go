@@ -100,7 +100,9 @@ func rate(t *testing.T, s *Shaper, from []string, conns int) float64 {
 func near(t *testing.T, what string, got, want float64) {
 	t.Helper()
 	t.Logf("%s: %.2f MB/s (model %.2f MB/s)", what, got/1e6, want/1e6)
-	if got < 0.75*want || got > 1.25*want {
+	// Unshaped, loopback moves GB/s: the upper bound is what shows the shaping. The lower
+	// one is loose, as a busy machine slows the measuring process itself.
+	if got < 0.6*want || got > 1.25*want {
 		t.Errorf("%s: %.2f MB/s, want about %.2f MB/s", what, got/1e6, want/1e6)
 	}
 }
