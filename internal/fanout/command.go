@@ -94,9 +94,20 @@ func shutsDown(cmd string) bool {
 }
 
 // endedByShutdown tells the ways a shutdown ends a session: the connection closes before an
-// exit status arrives, or the command is killed by a signal.
+// exit status arrives, or the command is killed by a signal, which the shell around it may
+// report as exit 128+N (SIGHUP, SIGTERM, SIGKILL: what a shutdown sends).
 func endedByShutdown(err error) bool {
 	var missing *ssh.ExitMissingError
 	var ee *ssh.ExitError
-	return errors.As(err, &missing) || errors.Is(err, io.EOF) || errors.As(err, &ee) && ee.Signal() != ""
+	if errors.As(err, &missing) || errors.Is(err, io.EOF) {
+		return true
+	}
+	if !errors.As(err, &ee) {
+		return false
+	}
+	switch ee.ExitStatus() {
+	case 128 + 1, 128 + 9, 128 + 15:
+		return true
+	}
+	return ee.Signal() != ""
 }
