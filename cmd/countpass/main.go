@@ -27,7 +27,7 @@ type args struct {
 	Data       string   `arg:"--data" default:"/mnt/data" help:"directory of downloaded data"`
 	Jobs       int      `arg:"-j,--jobs" help:"keys processed at once [default: number of CPUs]"`
 	Streams    int      `arg:"--streams" default:"6" help:"ranged GETs in flight per object"`
-	PartMiB    int64    `arg:"--part-mib" default:"8" help:"size of each ranged GET, MiB"`
+	PartMiB    int64    `arg:"--part-mib" help:"size of each ranged GET, MiB [default: 8, less for an object of fewer than --streams parts, down to 1]"`
 	Progress   bool     `arg:"--progress" help:"print progress lines (source bytes read) once a second per key"`
 	Hold       string   `arg:"--hold" placeholder:"DIR" help:"take the lock of job directory DIR, print locked (or busy), keep it until stdin ends"`
 	Field      *int     `arg:"--field" placeholder:"N" help:"count the Nth comma-separated field, from 1 (Parquet: the column standing in for it, among the first 5) [default: 4]"`

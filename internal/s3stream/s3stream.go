@@ -73,7 +73,7 @@ type Object struct {
 type Client struct {
 	S3       *s3.Client
 	Bucket   string
-	PartSize int64 // bytes per ranged GET; 0 means DefaultPartSize
+	PartSize int64 // bytes per ranged GET; 0 means DefaultPartSize, less for small objects
 	Streams  int   // ranged GETs in flight per object; 0 means DefaultStreams
 	// StallTimeout bounds how long a GET may go without receiving a byte before it is
 	// abandoned and tried again; 0 means DefaultStallTimeout.
@@ -87,6 +87,11 @@ const (
 	// DefaultStreams: S3 gives ~50-100 MB/s per connection; a handful per object fills a
 	// node's link when several objects are read at once.
 	DefaultStreams = 6
+	// MinPartSize: the smallest part an object of fewer than Streams default-sized parts is
+	// cut into, so that it is still read by Streams GETs at once (a node fills its link only
+	// with some 35 GETs in flight; an object read by one or two streams makes the tail),
+	// while each GET still carries enough to be worth its request.
+	MinPartSize = 1 << 20
 	// DefaultStallTimeout: a healthy S3 sends a part's first byte within a second or two;
 	// a connection silent for this long is stuck (a paused server, a dead path).
 	DefaultStallTimeout = 30 * time.Second
@@ -246,13 +251,16 @@ func (c *Client) Open(ctx context.Context, obj Object) io.ReadCloser { return c.
 
 // OpenAt streams obj from byte start to its end, as Open does.
 func (c *Client) OpenAt(ctx context.Context, obj Object, start int64) io.ReadCloser {
-	part := c.PartSize
-	if part <= 0 {
-		part = DefaultPartSize
-	}
 	streams := c.Streams
 	if streams <= 0 {
 		streams = DefaultStreams
+	}
+	part := c.PartSize
+	if part <= 0 {
+		part = DefaultPartSize
+		if rest := obj.Size - start; rest < int64(streams)*part {
+			part = max(MinPartSize, (rest+int64(streams)-1)/int64(streams))
+		}
 	}
 	nparts := int((obj.Size - start + part - 1) / part)
 	streams = max(min(streams, nparts), 1)

@@ -18,6 +18,7 @@ import (
 
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/s3"
+	"github.com/aws/smithy-go/middleware"
 
 	"ec2kit/internal/awsconf"
 	"ec2kit/internal/cloudtest"
@@ -111,6 +112,31 @@ func TestReplacedMidRead(t *testing.T) {
 	// ReaderAt is pinned as well.
 	if _, err := c.ReaderAt(ctx, obj).ReadAt(make([]byte, 10), 0); !errors.Is(err, ErrChanged) {
 		t.Fatalf("ReadAt of the old version: %v", err)
+	}
+}
+
+// With the default part size, an object of fewer than Streams 8 MiB parts is read in
+// smaller parts (down to MinPartSize), so that several GETs still read it at once.
+func TestSmallObjectParts(t *testing.T) {
+	obj := randomBytes(3<<20 + 5)
+	c := newTestBucket(t, map[string][]byte{"k": obj})
+	var gets atomic.Int64
+	c.S3 = s3.New(c.S3.Options(), func(o *s3.Options) {
+		o.APIOptions = append(o.APIOptions, func(st *middleware.Stack) error {
+			return st.Initialize.Add(middleware.InitializeMiddlewareFunc("count", func(ctx context.Context, in middleware.InitializeInput, next middleware.InitializeHandler) (middleware.InitializeOutput, middleware.Metadata, error) {
+				gets.Add(1)
+				return next.HandleInitialize(ctx, in)
+			}), middleware.After)
+		})
+	})
+	r := c.Open(context.Background(), Object{Key: "k", Size: int64(len(obj))})
+	got, err := io.ReadAll(r)
+	r.Close()
+	if err != nil || !bytes.Equal(got, obj) {
+		t.Fatalf("%d bytes, %v", len(got), err)
+	}
+	if gets.Load() != 4 { // 3 MiB + 5 bytes in parts of MinPartSize
+		t.Errorf("%d GETs, want 4", gets.Load())
 	}
 }
 
