@@ -1,11 +1,11 @@
 package orchestrate
 
 import (
-	"bytes"
 	"crypto/sha256"
 	"debug/elf"
 	"encoding/hex"
 	"fmt"
+	"io"
 	"maps"
 	"os"
 	"os/exec"
@@ -49,12 +49,22 @@ func LocalCountpass() (Binaries, error) {
 			}
 		}
 		found = true
-		b, err := os.ReadFile(path)
+		f, err := os.Open(path)
 		if err != nil {
 			return nil, cli.Errorf(cli.ExitLocal, "reading countpass: %v", err)
 		}
-		arch := nodeArch(b)
-		if arch == "" || bins[arch] != nil {
+		// The header says the architecture: a build of no use, or of one already found, is
+		// not read whole.
+		arch := nodeArch(f)
+		var b []byte
+		if arch != "" && bins[arch] == nil {
+			b, err = io.ReadAll(f)
+		}
+		f.Close()
+		if err != nil {
+			return nil, cli.Errorf(cli.ExitLocal, "reading countpass: %v", err)
+		}
+		if b == nil {
 			continue
 		}
 		sum := sha256.Sum256(b)
@@ -75,8 +85,8 @@ var goArch = map[string]string{"x86_64": "amd64", "aarch64": "arm64"}
 
 // nodeArch returns the node architecture a binary runs on, or "" if it is not a 64-bit
 // Linux executable of a known machine.
-func nodeArch(b []byte) string {
-	f, err := elf.NewFile(bytes.NewReader(b))
+func nodeArch(r io.ReaderAt) string {
+	f, err := elf.NewFile(r)
 	if err != nil {
 		return ""
 	}

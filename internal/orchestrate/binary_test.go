@@ -1,6 +1,7 @@
 package orchestrate
 
 import (
+	"bytes"
 	"debug/elf"
 	"encoding/binary"
 	"os"
@@ -33,7 +34,7 @@ func TestNodeArch(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if got, want := nodeArch(self), map[string]string{"amd64": "x86_64", "arm64": "aarch64"}[runtime.GOARCH]; got != want {
+	if got, want := nodeArch(bytes.NewReader(self)), map[string]string{"amd64": "x86_64", "arm64": "aarch64"}[runtime.GOARCH]; got != want {
 		t.Fatalf("this binary: %q, want %q", got, want)
 	}
 	for _, c := range []struct {
@@ -47,7 +48,7 @@ func TestNodeArch(t *testing.T) {
 		{[]byte("\xcf\xfa\xed\xfe\x0c\x00\x00\x01 a Mach-O build for a Mac"), ""},
 		{nil, ""},
 	} {
-		if got := nodeArch(c.b); got != c.want {
+		if got := nodeArch(bytes.NewReader(c.b)); got != c.want {
 			t.Errorf("%q...: %q, want %q", c.b[:min(len(c.b), 20)], got, c.want)
 		}
 	}
