@@ -1,11 +1,11 @@
 # Shared by the bench scripts (sourced).
 
-# best CMD...: the best of $RUNS wall times of CMD, in seconds; CMD's stderr is dropped.
+# best CMD...: the best of $RUNS wall times of CMD, in seconds; what CMD prints is dropped.
 best() {
   local b="" t0 t1 t
   for _ in $(seq "$RUNS"); do
     t0=$(date +%s.%N)
-    "$@" 2>/dev/null
+    "$@" >/dev/null 2>&1
     t1=$(date +%s.%N)
     t=$(awk -v a="$t0" -v b="$t1" 'BEGIN { printf "%.2f", b - a }')
     b=$(awk -v b="$b" -v t="$t" 'BEGIN { print (b == "" || t < b) ? t : b }')
