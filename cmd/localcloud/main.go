@@ -16,7 +16,7 @@ type args struct {
 	Status *localcloud.Status `arg:"subcommand:status" help:"say what runs (exit 7 when down)"`
 	Env    *localcloud.Env    `arg:"subcommand:env" help:"print the cloud's environment as export lines for eval"`
 	Run    *localcloud.Run    `arg:"subcommand:run" help:"run CMD inside the cloud's network namespace with its environment; exits with CMD's status"`
-	Fault  *localcloud.Fault  `arg:"subcommand:fault" help:"inject a failure into one instance: down, hang, up to restore, or a spot interrupt"`
+	Fault  *localcloud.Fault  `arg:"subcommand:fault" help:"inject a failure into one instance: down, hang, slow (its NIC), up to restore, or a spot interrupt"`
 	Down   *localcloud.Down   `arg:"subcommand:down" help:"stop everything; leaves no process, mount or namespace"`
 	Serve  *localcloud.Serve  `arg:"subcommand:serve,hidden"`
 	Boot   *localcloud.Boot   `arg:"subcommand:boot,hidden"`
@@ -28,6 +28,7 @@ const examples = `  localcloud up
   eval "$(localcloud env)"
   localcloud fault i-0123456789abcdef0 hang
   localcloud fault i-0123456789abcdef0 interrupt --notice 10s
+  localcloud up --net ec2 && localcloud fault i-0123456789abcdef0 slow --nic 0.5
   localcloud down`
 
 func main() {

@@ -69,9 +69,10 @@ type Run struct {
 // Fault injects a failure into one instance's host, or (capacity) into RunInstances.
 type Fault struct {
 	ID     string        `arg:"positional,required" placeholder:"INSTANCE-ID|capacity"`
-	Mode   string        `arg:"positional,required" placeholder:"down|hang|up|interrupt|TYPE" help:"down: kill the host, EC2 still says running; hang: freeze its processes; up: back to normal; interrupt: a spot interruption notice in the instance's metadata, then termination; after capacity: the instance type"`
+	Mode   string        `arg:"positional,required" placeholder:"down|hang|slow|up|interrupt|TYPE" help:"down: kill the host, EC2 still says running; hang: freeze its processes; slow: (with --net) its NIC at --nic of the model's rate; up: back to normal; interrupt: a spot interruption notice in the instance's metadata, then termination; after capacity: the instance type"`
 	Rest   []string      `arg:"positional" placeholder:"[ZONE] on|off|N" help:"capacity TYPE [ZONE] on: RunInstances of TYPE (in ZONE) answers InsufficientInstanceCapacity; N: at most N instances per request; off: served again"`
 	Notice time.Duration `arg:"--notice" default:"2m" help:"with interrupt: time from the notice to the termination (EC2 gives two minutes)"`
+	NIC    float64       `arg:"--nic" default:"0.5" placeholder:"FRACTION" help:"with slow: the instance's NIC rate as a fraction of the model's (a noisy neighbour, a degraded host)"`
 }
 
 // Serve is the supervisor (started by up inside the namespace).
@@ -335,14 +336,17 @@ func (f Fault) run(ctx context.Context, c Cloud) error {
 		return capacityFault(c, f.Mode, f.Rest)
 	}
 	switch f.Mode {
-	case "down", "hang", "up", "interrupt":
+	case "down", "hang", "slow", "up", "interrupt":
 	default:
-		return cli.Errorf(cli.ExitUsage, "fault mode %q: use down, hang, up or interrupt", f.Mode)
+		return cli.Errorf(cli.ExitUsage, "fault mode %q: use down, hang, slow, up or interrupt", f.Mode)
 	}
 	if f.Notice < 0 {
 		return cli.Errorf(cli.ExitUsage, "--notice %v: must not be negative", f.Notice)
 	}
-	q := url.Values{"id": {f.ID}, "mode": {f.Mode}, "notice": {f.Notice.String()}}
+	if f.NIC <= 0 || f.NIC > 1 {
+		return cli.Errorf(cli.ExitUsage, "--nic %v: a fraction of the model's NIC rate, more than 0 and at most 1", f.NIC)
+	}
+	q := url.Values{"id": {f.ID}, "mode": {f.Mode}, "notice": {f.Notice.String()}, "nic": {strconv.FormatFloat(f.NIC, 'g', -1, 64)}}
 	if err := c.control(ctx, "POST", "/fault?"+q.Encode(), nil); err != nil {
 		return err
 	}

@@ -149,23 +149,11 @@ var errNotSpot = errors.New("is not a spot instance: EC2 interrupts only spot in
 // interrupt posts a spot interruption notice on a running spot instance and terminates it
 // when the notice runs out, as EC2 does (with two minutes' notice).
 func (m *metadata) interrupt(ctx context.Context, id string, notice time.Duration) error {
-	out, err := m.ec2.DescribeInstances(ctx, &ec2.DescribeInstancesInput{InstanceIds: []string{id}})
-	var ae smithy.APIError
-	if errors.As(err, &ae) && strings.HasPrefix(ae.ErrorCode(), "InvalidInstanceID") {
-		return errNoInstance
-	} else if err != nil {
+	inst, err := m.runningInstance(ctx, id)
+	if err != nil {
 		return err
 	}
-	var inst *types.Instance
-	for _, r := range out.Reservations {
-		for i := range r.Instances {
-			inst = &r.Instances[i]
-		}
-	}
-	switch {
-	case inst == nil || inst.State == nil || inst.State.Name != types.InstanceStateNameRunning:
-		return errNoInstance
-	case inst.InstanceLifecycle != types.InstanceLifecycleTypeSpot:
+	if inst.InstanceLifecycle != types.InstanceLifecycleTypeSpot {
 		return errNotSpot
 	}
 	at := time.Now().Add(notice)
@@ -211,6 +199,25 @@ func (m *metadata) recordNotice(id string, at time.Time) error {
 		return err
 	}
 	return os.Rename(tmp, m.notices)
+}
+
+// runningInstance describes instance id, or fails with errNoInstance when it is not running.
+func (m *metadata) runningInstance(ctx context.Context, id string) (*types.Instance, error) {
+	out, err := m.ec2.DescribeInstances(ctx, &ec2.DescribeInstancesInput{InstanceIds: []string{id}})
+	var ae smithy.APIError
+	if errors.As(err, &ae) && strings.HasPrefix(ae.ErrorCode(), "InvalidInstanceID") {
+		return nil, errNoInstance
+	} else if err != nil {
+		return nil, err
+	}
+	for _, r := range out.Reservations {
+		for _, in := range r.Instances {
+			if in.State != nil && in.State.Name == types.InstanceStateNameRunning {
+				return &in, nil
+			}
+		}
+	}
+	return nil, errNoInstance
 }
 
 // errNoInstance: the instance is not running.

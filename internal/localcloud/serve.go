@@ -444,14 +444,37 @@ func (s *supervisor) control(ctx context.Context, w *watcher.Watcher, md *metada
 			faultReply(rw, id, mode, md.interrupt(ctx, id, notice))
 			return
 		}
+		if mode == "slow" {
+			frac, _ := strconv.ParseFloat(r.URL.Query().Get("nic"), 64)
+			faultReply(rw, id, mode, s.setNIC(ctx, md, id, frac))
+			return
+		}
 		f := watcher.Fault(mode)
 		if mode == "up" {
 			f = watcher.FaultNone
+			if s.net != nil {
+				if err := s.setNIC(ctx, md, id, 1); err != nil {
+					faultReply(rw, id, mode, err)
+					return
+				}
+			}
 		}
 		faultReply(rw, id, mode, w.SetFault(id, f))
 	})
 	go http.Serve(l, mux)
 	return nil
+}
+
+// setNIC sets instance id's NIC in the network model to frac of the model's rate.
+func (s *supervisor) setNIC(ctx context.Context, md *metadata, id string, frac float64) error {
+	if s.net == nil {
+		return errors.New("the network is not modelled: bring the cloud up with --net ec2")
+	}
+	in, err := md.runningInstance(ctx, id)
+	if err != nil {
+		return err
+	}
+	return s.net.SetNIC(aws.ToString(in.PrivateIpAddress), frac)
 }
 
 func faultReply(rw http.ResponseWriter, id, mode string, err error) {

@@ -105,11 +105,9 @@ func (s *Shaper) AddInstance(ip string) error {
 	if i > maxInstances {
 		return fmt.Errorf("netmodel: more than %d instances", maxInstances)
 	}
-	nic, conn := fmt.Sprintf("%dbit", s.Model.NIC*8), fmt.Sprintf("%dbit", s.Model.Conn*8)
-	// HTB needs a burst of a few of lo's 64 KiB packets to reach its rate.
-	burst := max(s.Model.NIC/100, 256<<10)
+	conn := fmt.Sprintf("%dbit", s.Model.Conn*8)
 	cmds := []string{
-		fmt.Sprintf("class replace dev %s parent 1: classid 1:%x htb rate %s ceil %s burst %d cburst %d", s.Dev, i<<9, nic, nic, burst, burst),
+		s.nicClass("replace", i, s.Model.NIC),
 		fmt.Sprintf("filter add dev %s parent 1: prio 5 handle %x: protocol ip u32 divisor %d", s.Dev, i, buckets),
 	}
 	for b := range buckets {
@@ -127,6 +125,29 @@ func (s *Shaper) AddInstance(ip string) error {
 	}
 	s.have[alias] = i
 	return nil
+}
+
+// SetNIC sets the NIC rate of the instance at ip to frac of the model's (1 restores it).
+// Its connections keep their own cap: only what they share is slowed.
+func (s *Shaper) SetNIC(ip string, frac float64) error {
+	alias, err := Alias(ip)
+	if err != nil {
+		return err
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	i := s.have[alias]
+	if i == 0 {
+		return fmt.Errorf("netmodel: %s is not shaped", ip)
+	}
+	return tcBatch([]string{s.nicClass("change", i, int64(float64(s.Model.NIC)*frac))})
+}
+
+// nicClass is the tc command for instance i's NIC class at rate bytes/s.
+func (s *Shaper) nicClass(verb string, i int, rate int64) string {
+	// HTB needs a burst of a few of lo's 64 KiB packets to reach its rate.
+	burst := max(rate/100, 256<<10)
+	return fmt.Sprintf("class %s dev %s parent 1: classid 1:%x htb rate %dbit ceil %dbit burst %d cburst %d", verb, s.Dev, i<<9, rate*8, rate*8, burst, burst)
 }
 
 // tcBatch runs tc commands in one tc process (an instance takes a few hundred).

@@ -116,4 +116,17 @@ func TestShaping(t *testing.T) {
 	conns := int(2 * m.NIC / m.Conn) // twice what fills the NIC
 	near(t, fmt.Sprintf("%d connections into one instance", conns), rate(t, s, []string{"127.1.0.5"}, conns), float64(m.NIC))
 	near(t, fmt.Sprintf("%d connections into each of two instances", conns), rate(t, s, []string{"127.1.0.5", "127.1.0.6"}, conns), 2*float64(m.NIC))
+	// localcloud fault ID slow: one instance's NIC at half rate, the other's unchanged.
+	if err := s.SetNIC("127.1.0.5", 0.5); err != nil {
+		t.Fatal(err)
+	}
+	near(t, "the instance slowed to half its NIC", rate(t, s, []string{"127.1.0.5"}, conns), float64(m.NIC)/2)
+	near(t, "the other instance", rate(t, s, []string{"127.1.0.6"}, conns), float64(m.NIC))
+	if err := s.SetNIC("127.1.0.5", 1); err != nil {
+		t.Fatal(err)
+	}
+	near(t, "the slowed instance restored", rate(t, s, []string{"127.1.0.5"}, conns), float64(m.NIC))
+	if err := s.SetNIC("127.1.0.9", 0.5); err == nil {
+		t.Error("SetNIC of an instance never shaped succeeded")
+	}
 }
