@@ -69,6 +69,11 @@ func (j *job) report(ctx context.Context, wall time.Duration, nodeCount int, die
 	if j.adopted > 0 {
 		fmt.Fprintf(j.prog.w, ", %d kept from an earlier run", j.adopted)
 	}
+	// The tail: how long the job ran on after its last item started, while nodes that
+	// had nothing left waited for the slowest.
+	if last := j.sched.LastStart(); !last.IsZero() && len(o.Done) > 1 {
+		fmt.Fprintf(j.prog.w, ", the last item started %.1fs before the end", time.Since(last).Seconds())
+	}
 	var skipped int64
 	j.skipped.Range(func(_, v any) bool { skipped += v.(*atomic.Int64).Load(); return true })
 	if skipped > 0 {

@@ -50,6 +50,7 @@ type Scheduler struct {
 	lost      map[string]bool                 // pinned keys whose node died: nobody can do them now
 	nodes     map[string]*node
 	durations []time.Duration // of finished items, for the straggler rule
+	lastStart time.Time       // when the last pending item went out: the job's tail follows it
 	// OnCancel, when set, is called (with the scheduler's lock held: it must not call back
 	// into the scheduler) for every copy of an item that another copy made unnecessary: the
 	// node should stop it.
@@ -168,6 +169,7 @@ func (s *Scheduler) Next(ctx context.Context, nodeName string) (Key, bool) {
 				k := s.pending[i]
 				s.pending = append(s.pending[:i], s.pending[i+1:]...)
 				s.start(k.Name, nodeName)
+				s.lastStart = time.Now()
 				s.mu.Unlock()
 				return k, true
 			}
@@ -193,6 +195,14 @@ func (s *Scheduler) Next(ctx context.Context, nodeName string) (Key, bool) {
 		case <-ctx.Done():
 		}
 	}
+}
+
+// LastStart is when the last item was taken from the pending ones (second copies of
+// stragglers aside); zero if none was.
+func (s *Scheduler) LastStart() time.Time {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.lastStart
 }
 
 // start records that nodeName runs key; the caller holds s.mu.

@@ -327,12 +327,16 @@ func TestStragglerRunsTwiceAndCountsOnce(t *testing.T) {
 	k, _ := s.Next(ctx, "fast")
 	s.Done("fast", k.Name)
 	k, _ = s.Next(ctx, "fast")
+	lastStart := s.LastStart()
 	s.Done("fast", k.Name)
 	// Nothing is pending: after the bound, fast gets a second copy of slow's item.
 	start := time.Now()
 	dup, ok := s.Next(ctx, "fast")
 	if !ok || dup != slowKey || time.Since(start) < 40*time.Millisecond {
 		t.Fatalf("want a copy of %v after the bound, got %v %v after %v", slowKey, dup, ok, time.Since(start))
+	}
+	if lastStart.IsZero() || !s.LastStart().Equal(lastStart) {
+		t.Fatalf("the last item's start is the last key's from the pending ones (%v), not a copy's (%v)", lastStart, s.LastStart())
 	}
 	if !s.Done("fast", dup.Name) || len(cancelled) != 1 || cancelled[0] != "slow:k00" {
 		t.Fatalf("the first copy wins and the other is cancelled: %v", cancelled)
