@@ -60,6 +60,7 @@ func serve(ctx context.Context, c Cloud, model string) error {
 	s := &supervisor{c: c}
 	if m, ok := netmodel.Models[model]; ok {
 		s.net = &netmodel.Shaper{Model: m, Dev: "lo"}
+		defer s.net.Close()
 	}
 	defer s.stopAll()
 	w, err := s.start(ctx)
@@ -335,11 +336,10 @@ func (s *supervisor) startVersitygw(ctx context.Context) error {
 	}
 	listen := host + ":" + s3Port
 	if s.net != nil {
-		// Every address of lo (the namespace has no other link): instances reach S3 at their
-		// aliases, by which the network model tells their traffic apart.
-		listen = ":" + s3Port
+		// Instances reach S3 at their aliases, by which the network model tells their
+		// traffic apart: a front on each, at the same port, passes their requests on.
 		port, _ := strconv.Atoi(s3Port)
-		s.net.S3Port = uint16(port)
+		s.net.S3Port, s.net.Upstream = uint16(port), listen
 	}
 	cmd, err := s.spawn("versitygw", []string{"ROOT_ACCESS_KEY=" + accessKey, "ROOT_SECRET_KEY=" + secretKey},
 		gw, "--port", listen, "posix", "--sidecar", meta, data)

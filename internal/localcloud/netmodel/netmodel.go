@@ -1,63 +1,73 @@
 // Package netmodel shapes the local cloud's loopback like EC2's network between S3 and the
-// instances, scaled down so that one machine can hold a fleet: each instance's NIC rate
-// (an HTB class) and the rate of one S3 connection (an HTB leaf per connection under it: a
-// u32 hash on the connection's port spreads them over 128 leaves). Instances share the
-// cloud's network namespace, so what tells their traffic apart is the address they reach S3
-// at: instance 127.1.X.Y reads S3 at its own alias 127.2.X.Y (Alias), and S3's answers from
-// that alias are that instance's. It is real kernel shaping with tc inside the cloud's
-// namespace; the tools see nothing of it but the rates. (fq's per-flow maxrate and netem's
-// delay would be the usual tools; this machine's kernel has neither: CONFIG_NET_SCH_FQ and
-// CONFIG_NET_SCH_NETEM are unset, so S3's time to first byte is not modelled.)
+// instances, slowed down so that one machine can hold a fleet: each instance's NIC rate
+// (an HTB class), the rate of one S3 connection (an HTB leaf per connection under it: a
+// u32 hash on the connection's port spreads them over 256 leaves), and S3's time to first
+// byte. Instances share the cloud's network namespace, so what tells their traffic apart is
+// the address they reach S3 at: instance 127.1.X.Y reads S3 at its own alias 127.2.X.Y
+// (Alias), and what is sent from that alias is that instance's. The rates are real kernel
+// shaping with tc inside the cloud's namespace; the tools see nothing of it but the rates.
+// (fq's per-flow maxrate and netem's delay would be the usual tools; this machine's kernel
+// has neither: CONFIG_NET_SCH_FQ and CONFIG_NET_SCH_NETEM are unset. So the latency is
+// a reverse proxy on each alias that holds each request back before passing it to S3.)
 package netmodel
 
 import (
 	"fmt"
+	"net"
 	"net/netip"
 	"os/exec"
+	"strconv"
 	"strings"
 	"sync"
+	"time"
 )
 
 // Model is one network: rates and latency as the instances see them.
 type Model struct {
-	Name  string
-	NIC   int64  // bytes/s into one instance
-	Conn  int64  // bytes/s on one S3 connection
-	Scale int    // rates are 1/Scale of EC2's
-	About string // what it stands for
+	Name    string
+	NIC     int64         // bytes/s into one instance
+	Conn    int64         // bytes/s on one S3 connection
+	Latency time.Duration // S3's time to first byte, on every request
+	Scale   int           // rates are 1/Scale of EC2's, times Scale times EC2's
+	About   string        // what it stands for
 }
 
-// EC2 is an i3en.2xlarge reading S3 in its region, scaled by 1/32: up to 25 Gbit/s into the
-// instance (3.1 GB/s: 98 MB/s here) and about 90 MB/s per S3 connection (2.8 MB/s here), so
-// that filling a NIC takes the same 35 connections. At this scale four nodes take 390 MB/s in all,
-// about half of what this two-core machine's S3 server and counting move (830 MB/s
-// measured), so the model, not the machine, is what the rows measure.
+// EC2 is an i3en.2xlarge reading S3 in its region, slowed down 32 times: up to 25 Gbit/s
+// into the instance (3.1 GB/s: 98 MB/s here), about 90 MB/s per S3 connection (2.8 MB/s
+// here), so that filling a NIC takes the same 35 connections, and some 30 ms from a request
+// to S3's first byte (0.96 s here), so that a part of a given size spends the same share of
+// its time waiting. At this scale four nodes take 390 MB/s in all, about half of what this
+// two-core machine's S3 server and counting move (830 MB/s measured), so the model, not the
+// machine, is what the rows measure.
 var EC2 = Model{
-	Name:  "ec2",
-	NIC:   25e9 / 8 / 32,
-	Conn:  90e6 / 32,
-	Scale: 32,
-	About: "i3en.2xlarge + S3, scaled 1/32",
+	Name:    "ec2",
+	NIC:     25e9 / 8 / 32,
+	Conn:    90e6 / 32,
+	Latency: 30 * time.Millisecond * 32,
+	Scale:   32,
+	About:   "i3en.2xlarge + S3, 32 times slower",
 }
 
 // Models are the models by name.
 var Models = map[string]Model{EC2.Name: EC2}
 
 func (m Model) String() string {
-	return fmt.Sprintf("%s (%s): NIC %s/s per instance, %s/s per S3 connection",
-		m.Name, m.About, mb(m.NIC), mb(m.Conn))
+	return fmt.Sprintf("%s (%s): NIC %s/s per instance, %s/s per S3 connection, S3 first byte after %v",
+		m.Name, m.About, mb(m.NIC), mb(m.Conn), m.Latency)
 }
 
 func mb(b int64) string { return fmt.Sprintf("%.1f MB", float64(b)/1e6) }
 
 // Shaper applies a model to one network device (lo inside the namespace).
 type Shaper struct {
-	Model  Model
-	Dev    string
-	S3Port uint16 // the S3 server's port (it listens on every address of lo)
+	Model    Model
+	Dev      string
+	S3Port   uint16 // the port instances reach S3 at, on their aliases
+	Upstream string // the S3 server (host:port, not on an alias): each alias gets a front to it
 
-	mu   sync.Mutex
-	have map[string]int // alias -> its index
+	mu     sync.Mutex
+	have   map[string]int // alias -> its index
+	fronts []*front
 }
 
 // Alias is the address instance ip reads S3 at: 127.2.X.Y for 127.1.X.Y.
@@ -120,11 +130,26 @@ func (s *Shaper) AddInstance(ip string) error {
 	if err := tcBatch(cmds); err != nil {
 		return err
 	}
+	f, err := startFront(net.JoinHostPort(alias, strconv.Itoa(int(s.S3Port))), s.Upstream, s.Model.Latency)
+	if err != nil {
+		return fmt.Errorf("netmodel: S3 at %s: %w", alias, err)
+	}
+	s.fronts = append(s.fronts, f)
 	if s.have == nil {
 		s.have = map[string]int{}
 	}
 	s.have[alias] = i
 	return nil
+}
+
+// Close stops the instances' S3 fronts.
+func (s *Shaper) Close() {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for _, f := range s.fronts {
+		f.close()
+	}
+	s.fronts = nil
 }
 
 // SetNIC sets the NIC rate of the instance at ip to frac of the model's (1 restores it).

@@ -3,6 +3,7 @@ package netmodel
 import (
 	"context"
 	"fmt"
+	"io"
 	"net"
 	"net/http"
 	"os"
@@ -24,7 +25,7 @@ func shaper(t *testing.T) *Shaper {
 		t.Fatalf("not a namespace with only lo: %v %v", ifs, err)
 	}
 	// A server standing in for S3: GET /N sends N bytes.
-	l, err := net.Listen("tcp", ":0") // every address of lo, the aliases included
+	l, err := net.Listen("tcp", "127.0.0.1:0") // the aliases get fronts at its port
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -40,11 +41,11 @@ func shaper(t *testing.T) *Shaper {
 	})}
 	go srv.Serve(l)
 	t.Cleanup(func() { srv.Close() })
-	s := &Shaper{Model: EC2, Dev: "lo", S3Port: uint16(l.Addr().(*net.TCPAddr).Port)}
+	s := &Shaper{Model: EC2, Dev: "lo", S3Port: uint16(l.Addr().(*net.TCPAddr).Port), Upstream: l.Addr().String()}
 	if err := s.Setup(); err != nil {
 		t.Fatal(err)
 	}
-	t.Cleanup(func() { tcBatch([]string{"qdisc del dev lo root"}) })
+	t.Cleanup(func() { s.Close(); tcBatch([]string{"qdisc del dev lo root"}) })
 	for _, ip := range []string{"127.1.0.5", "127.1.0.6"} {
 		if err := s.AddInstance(ip); err != nil {
 			t.Fatal(err)
@@ -57,7 +58,8 @@ func shaper(t *testing.T) *Shaper {
 }
 
 // rate streams from S3 over conns connections for each instance at once and returns the
-// bytes per second they receive together once under way (between 1 s and 3 s in).
+// bytes per second they receive together once under way (for 2 s, from 1 s after the first
+// byte is due).
 func rate(t *testing.T, s *Shaper, from []string, conns int) float64 {
 	t.Helper()
 	ctx, cancel := context.WithCancel(context.Background())
@@ -88,7 +90,7 @@ func rate(t *testing.T, s *Shaper, from []string, conns int) float64 {
 			})
 		}
 	}
-	time.Sleep(time.Second)
+	time.Sleep(s.Model.Latency + time.Second)
 	a, t0 := got.Load(), time.Now()
 	time.Sleep(2 * time.Second)
 	b, t1 := got.Load(), time.Now()
@@ -107,11 +109,27 @@ func near(t *testing.T, what string, got, want float64) {
 	}
 }
 
-// The model holds: one connection gets about the per-connection rate; many connections into one instance get about its NIC rate;
+// The model holds: S3's first byte comes after the model's latency; one connection gets
+// about the per-connection rate; many connections into one instance get about its NIC rate;
 // two instances get twice that.
 func TestShaping(t *testing.T) {
 	s := shaper(t)
 	m := s.Model
+	alias, _ := Alias("127.1.0.5")
+	for i := range 2 { // a new connection, then one kept alive: each request waits
+		start := time.Now()
+		resp, err := http.Get(fmt.Sprintf("http://%s:%d/%d", alias, s.S3Port, 100))
+		if err != nil {
+			t.Fatal(err)
+		}
+		b, err := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		took := time.Since(start)
+		t.Logf("request %d: %d bytes after %v (model %v)", i+1, len(b), took, m.Latency)
+		if err != nil || len(b) != 100 || took < m.Latency || took > m.Latency+time.Second {
+			t.Errorf("request %d: %d bytes, %v after %v: want 100 after about %v", i+1, len(b), err, took, m.Latency)
+		}
+	}
 	near(t, "one connection", rate(t, s, []string{"127.1.0.5"}, 1), float64(m.Conn))
 	conns := int(2 * m.NIC / m.Conn) // twice what fills the NIC
 	near(t, fmt.Sprintf("%d connections into one instance", conns), rate(t, s, []string{"127.1.0.5"}, conns), float64(m.NIC))
