@@ -1,23 +1,29 @@
 package netmodel
 
 import (
-	"context"
-	"io"
-	"log"
+	"bufio"
 	"net"
 	"net/http"
-	"net/http/httputil"
-	"net/url"
 	"sync"
 	"time"
 )
 
-// front is S3 as one instance reaches it (at its alias): a reverse proxy to the S3 server
-// that holds every request for the model's first-byte latency before passing it on. It
-// stands in for netem's delay, which this machine's kernel lacks; the rates stay the
-// kernel's (tc shapes what the front sends from the alias like any S3 answer).
+// front is S3 as one instance reaches it (at its alias): a TCP relay to the S3 server that
+// holds every request for the model's first-byte latency before passing it on. It stands
+// in for netem's delay, which this machine's kernel lacks; the rates stay the kernel's (tc
+// shapes what the front sends from the alias like any S3 answer).
+//
+// Only requests are parsed (to know where each begins): they are small, and S3's clients
+// send one at a time per connection (no pipelining). Answers are relayed unparsed, by
+// splice(2) between the sockets, so the bytes
+// instances read cost this machine's cores little more than without the front.
 type front struct {
-	srv *http.Server
+	l       net.Listener
+	latency time.Duration
+	up      string
+
+	mu    sync.Mutex
+	conns map[net.Conn]bool
 }
 
 // startFront serves S3 (at upstream, host:port) on addr, each request delayed by latency.
@@ -26,48 +32,78 @@ func startFront(addr, upstream string, latency time.Duration) (*front, error) {
 	if err != nil {
 		return nil, err
 	}
-	target := &url.URL{Scheme: "http", Host: upstream}
-	proxy := &httputil.ReverseProxy{
-		Rewrite: func(pr *httputil.ProxyRequest) {
-			pr.SetURL(target)
-			pr.Out.Host = pr.In.Host // the Host header is signed (SigV4): S3 must see the client's
-		},
-		// The transport must not ask for gzip: it would change the bodies and lengths S3 sends.
-		Transport: delay{latency, &http.Transport{DisableCompression: true, MaxIdleConnsPerHost: 1024}},
-		// A body is passed on as it arrives, not held back in a buffer.
-		FlushInterval: -1,
-		// Large copy buffers: a few syscalls per MB rather than 32 (the default's 32 KiB), as
-		// the front moves every byte instances read from S3.
-		BufferPool: &bufferPool{sync.Pool{New: func() any { return make([]byte, 256<<10) }}},
-		ErrorLog:   discardLog,
-	}
-	f := &front{srv: &http.Server{Handler: proxy, ReadHeaderTimeout: time.Minute}}
-	go f.srv.Serve(l)
+	f := &front{l: l, latency: latency, up: upstream, conns: map[net.Conn]bool{}}
+	go f.serve()
 	return f, nil
 }
 
-func (f *front) close() error { return f.srv.Close() }
-
-// delay is a RoundTripper that waits before each request: S3's time to first byte.
-type delay struct {
-	d    time.Duration
-	base http.RoundTripper
-}
-
-func (d delay) RoundTrip(r *http.Request) (*http.Response, error) {
-	t := time.NewTimer(d.d)
-	defer t.Stop()
-	select {
-	case <-t.C:
-	case <-r.Context().Done():
-		return nil, context.Cause(r.Context())
+func (f *front) serve() {
+	for {
+		c, err := f.l.Accept()
+		if err != nil {
+			return
+		}
+		go f.relay(c)
 	}
-	return d.base.RoundTrip(r)
 }
 
-type bufferPool struct{ p sync.Pool }
+// track adds c to the open connections (false once the front is closed).
+func (f *front) track(c net.Conn) bool {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if f.conns == nil {
+		return false
+	}
+	f.conns[c] = true
+	return true
+}
 
-func (b *bufferPool) Get() []byte  { return b.p.Get().([]byte) }
-func (b *bufferPool) Put(x []byte) { b.p.Put(x) }
+func (f *front) untrack(c net.Conn) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	delete(f.conns, c)
+}
 
-var discardLog = log.New(io.Discard, "", 0) // a client that goes away mid-body is no news
+func (f *front) relay(c net.Conn) {
+	defer c.Close()
+	up, err := net.Dial("tcp", f.up)
+	if err != nil {
+		return
+	}
+	defer up.Close()
+	if !f.track(c) {
+		return
+	}
+	defer f.untrack(c)
+	go func() {
+		// S3's answers. TCPConn.ReadFrom from another TCPConn splices; io.Copy would try
+		// up's WriteTo first, which copies through a buffer here.
+		c.(*net.TCPConn).ReadFrom(up)
+		c.Close() // S3 closed: so does the front, and the request loop below ends
+	}()
+	br := bufio.NewReader(c)
+	for {
+		req, err := http.ReadRequest(br)
+		if err != nil {
+			return
+		}
+		time.Sleep(f.latency)
+		// Write sends the head, flushed, before it reads a body from the client, so a
+		// client waiting for "100 Continue" gets it from S3 as usual.
+		if err := req.Write(up); err != nil {
+			return
+		}
+	}
+}
+
+// close stops the front and drops its connections.
+func (f *front) close() error {
+	err := f.l.Close()
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	for c := range f.conns {
+		c.Close()
+	}
+	f.conns = nil
+	return err
+}
