@@ -1,6 +1,7 @@
 // Package schedule decides which node runs which item of a job. Items go out largest first,
-// and only when a node has room (a bounded number of outstanding items each), so a node that
-// finishes early simply takes more and one slow node never holds a long queue. A node that
+// and only when a node has room (a bounded number of outstanding items each, and no more
+// than its share of the bytes left), so a node that finishes early simply takes more and
+// one slow node never holds a long queue. A node that
 // dies gives back every item whose result lived on it — running or finished, since its disk
 // is gone (unless results are durable elsewhere) — and the survivors redo them. An attempt
 // that fails may be retried on another node, and, once nothing is pending, an item running
@@ -60,6 +61,7 @@ type Scheduler struct {
 type node struct {
 	window      int // how many items it may hold at once
 	outstanding int
+	held        int64 // the bytes of those items
 	dead        bool
 }
 
@@ -164,7 +166,7 @@ func (s *Scheduler) Next(ctx context.Context, nodeName string) (Key, bool) {
 			return Key{}, false
 		}
 		i := s.nextFor(nodeName)
-		if n.outstanding < n.window {
+		if n.outstanding < n.window && s.fair(n) {
 			if i >= 0 {
 				k := s.pending[i]
 				s.pending = append(s.pending[:i], s.pending[i+1:]...)
@@ -205,6 +207,28 @@ func (s *Scheduler) LastStart() time.Time {
 	return s.lastStart
 }
 
+// fair reports whether n may take more: a node holds at most its share of the bytes left
+// (pending and held, over the live nodes). When the windows together exceed the items, the
+// first node to ask would otherwise take a window of the largest ones while the others
+// got few. It cannot stall the job: a node it holds back holds an item, whose end (or its
+// node's death) wakes it. The caller holds s.mu.
+func (s *Scheduler) fair(n *node) bool {
+	if n.outstanding == 0 {
+		return true
+	}
+	var left, alive int64
+	for _, k := range s.pending {
+		left += k.Size
+	}
+	for _, m := range s.nodes {
+		if !m.dead {
+			alive++
+			left += m.held
+		}
+	}
+	return n.held*alive < left
+}
+
 // start records that nodeName runs key; the caller holds s.mu.
 func (s *Scheduler) start(key, nodeName string) {
 	if s.running[key] == nil {
@@ -212,6 +236,7 @@ func (s *Scheduler) start(key, nodeName string) {
 	}
 	s.running[key][nodeName] = time.Now()
 	s.nodes[nodeName].outstanding++
+	s.nodes[nodeName].held += s.keys[key].Size
 	s.notify()
 }
 
@@ -277,6 +302,7 @@ func (s *Scheduler) stop(key, nodeName string) {
 	}
 	if n := s.nodes[nodeName]; !n.dead {
 		n.outstanding--
+		n.held -= s.keys[key].Size
 	}
 }
 
@@ -375,7 +401,7 @@ func (s *Scheduler) Dead(nodeName string) []Key {
 		return nil
 	}
 	n.dead = true
-	n.outstanding = 0
+	n.outstanding, n.held = 0, 0
 	var back []Key
 	for k, copies := range s.running {
 		if _, ok := copies[nodeName]; ok {

@@ -302,10 +302,10 @@ func TestDurableResultsSurviveTheirNode(t *testing.T) {
 	s := New(keys(2, 1))
 	s.SetPolicy(Policy{Durable: true})
 	s.AddNode("a", 2)
-	s.AddNode("b", 1)
 	ctx := context.Background()
 	k1, _ := s.Next(ctx, "a")
 	k2, _ := s.Next(ctx, "a")
+	s.AddNode("b", 1)
 	s.Done("a", k1.Name)
 	if back := s.Dead("a"); len(back) != 1 || back[0] != k2 {
 		t.Fatalf("only the running item comes back: %v", back)
@@ -343,5 +343,32 @@ func TestStragglerRunsTwiceAndCountsOnce(t *testing.T) {
 	}
 	if s.Done("slow", slowKey.Name) || s.Outcome().Done["k00"] != "fast" || !s.Complete() {
 		t.Fatalf("the late copy must not count: %+v", s.Outcome())
+	}
+}
+
+// With windows larger than the items call for, the first node to ask takes its share of
+// the bytes, not a window of the largest items.
+func TestShareOfTheBytes(t *testing.T) {
+	s := New(keys(10, 10, 10, 10, 10, 10, 10, 10, 10, 10))
+	names := []string{"a", "b", "c", "d"}
+	for _, n := range names {
+		s.AddNode(n, 10)
+	}
+	var got []int
+	for _, n := range names { // each node's feeder in turn takes all it may
+		held := 0
+		for {
+			ctx, cancel := context.WithTimeout(context.Background(), 20*time.Millisecond)
+			_, ok := s.Next(ctx, n)
+			cancel()
+			if !ok {
+				break
+			}
+			held++
+		}
+		got = append(got, held)
+	}
+	if fmt.Sprint(got) != "[3 3 3 1]" {
+		t.Fatalf("items held by a, b, c, d: %v, want [3 3 3 1] (a share is 25 of 100 bytes; one more item goes over it)", got)
 	}
 }
