@@ -87,7 +87,16 @@ func Run(ctx context.Context, o Options, stdin io.Reader, stdout io.Writer) erro
 		return filter(o.Files, o.column(), stdin, stdout)
 	}
 	if o.Jobs <= 0 {
-		o.Jobs = runtime.NumCPU()
+		step := nodejob.Map
+		switch {
+		case o.Keys:
+			step = nodejob.Combined
+		case o.Download:
+			step = nodejob.Download
+		case o.CountFiles:
+			step = nodejob.Count
+		}
+		o.Jobs = nodejob.Jobs(step, runtime.NumCPU())
 	}
 	var w worker
 	var notices <-chan string

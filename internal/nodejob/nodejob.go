@@ -51,6 +51,21 @@ const (
 	Map      = "map"      // S3 (whole objects or pieces) -> the user's command -> its stdout
 )
 
+// S3Jobs is the least number of objects a node reads from S3 at once in the steps whose
+// work is that read (combined, download), whatever its cores: counting keeps up with a
+// node's network on one core, and its NIC fills only with some 35 S3 connections or more
+// (bench/RESULTS.md, "network model": the alternatives measured).
+const S3Jobs = 8
+
+// Jobs is how many items a node runs at once by default in step: its cores, and at least
+// S3Jobs in the steps that stream from S3 and count.
+func Jobs(step string, cores int) int {
+	if step == Combined || step == Download {
+		return max(cores, S3Jobs)
+	}
+	return max(cores, 1)
+}
+
 // Spec is what defines a job: two runs with the same spec are the same job (a re-run skips
 // what the first finished); anything else is another job, in another directory.
 type Spec struct {

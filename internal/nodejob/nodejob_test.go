@@ -187,3 +187,14 @@ func TestLock(t *testing.T) {
 	}
 	again()
 }
+
+func TestJobs(t *testing.T) {
+	for _, c := range []struct {
+		step        string
+		cores, want int
+	}{{Combined, 2, S3Jobs}, {Download, 2, S3Jobs}, {Combined, 64, 64}, {Map, 2, 2}, {Count, 4, 4}, {Map, 0, 1}} {
+		if got := Jobs(c.step, c.cores); got != c.want {
+			t.Errorf("Jobs(%s, %d) = %d, want %d", c.step, c.cores, got, c.want)
+		}
+	}
+}

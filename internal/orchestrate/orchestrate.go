@@ -387,7 +387,7 @@ func (j *job) plan(ctx context.Context, nodes []*node, left *[]string) error {
 		alive++
 		jobs := j.opts.Jobs
 		if jobs <= 0 {
-			jobs = n.cores
+			jobs = nodejob.Jobs(j.opts.Step, n.cores)
 		}
 		// One item more than it runs at once, so a node never idles between two.
 		j.sched.AddNode(n.id, jobs+1)
