@@ -26,7 +26,7 @@ type args struct {
 	Results    string   `arg:"--results" default:"/mnt/results" help:"directory of result files"`
 	Data       string   `arg:"--data" default:"/mnt/data" help:"directory of downloaded data"`
 	Jobs       int      `arg:"-j,--jobs" help:"keys processed at once [default: the number of CPUs; for --keys and --download at least 8, which a node's network needs]"`
-	Streams    int      `arg:"--streams" default:"6" help:"ranged GETs in flight per object"`
+	Streams    int      `arg:"--streams" help:"ranged GETs in flight per object [default: one per 8 MiB of it, from 6 to 16 (fewer when memory is short)]"`
 	PartMiB    int64    `arg:"--part-mib" help:"size of each ranged GET, MiB [default: 8, less for an object of fewer than --streams parts, down to 1]"`
 	Progress   bool     `arg:"--progress" help:"print progress lines (source bytes read) once a second per key"`
 	Hold       string   `arg:"--hold" placeholder:"DIR" help:"take the lock of job directory DIR, print locked (or busy), keep it until stdin ends"`

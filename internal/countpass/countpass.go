@@ -113,11 +113,12 @@ func Run(ctx context.Context, o Options, stdin io.Reader, stdout io.Writer) erro
 		}
 		// The SDK keeps 10 idle connections per host by default; every job runs Streams GETs
 		// to the same endpoint, and a connection dropped after each part costs a handshake.
-		conns := o.Jobs * max(o.Streams, s3stream.DefaultStreams)
+		maxStreams := streamsFor(memAvailable(), o.Jobs)
+		conns := o.Jobs * max(o.Streams, maxStreams)
 		cfg.HTTPClient = awshttp.NewBuildableClient().WithTransportOptions(func(t *http.Transport) {
 			t.MaxIdleConnsPerHost = conns
 		})
-		c := &s3stream.Client{S3: awsconf.S3Reader(ctx, cfg), Bucket: bucket, PartSize: o.PartSize, Streams: o.Streams}
+		c := &s3stream.Client{S3: awsconf.S3Reader(ctx, cfg), Bucket: bucket, PartSize: o.PartSize, Streams: o.Streams, MaxStreams: maxStreams}
 		w = &fromS3{o: o, c: c, prefix: prefix}
 		// On a spot instance EC2 warns of an interruption in the metadata: the orchestrator
 		// hears of it at once and moves this node's work elsewhere.
@@ -287,4 +288,16 @@ func countPlainFile(f *os.File, size int64, col count.Column) (*count.Counts, er
 		return nil, err
 	}
 	return &res.Counts, nil
+}
+
+// streamsFor is how many GETs in flight an object may have by default on a node with mem
+// bytes available (0: unknown) and jobs objects at once: each holds a buffer of
+// s3stream.DefaultPartSize, and the buffers may take half the memory, so a small node
+// reads with fewer streams rather than running out of memory.
+func streamsFor(mem int64, jobs int) int {
+	if mem <= 0 {
+		return s3stream.MaxStreams
+	}
+	perObject := mem / 2 / int64(max(jobs, 1)) / s3stream.DefaultPartSize
+	return int(min(max(perObject-1, 1), s3stream.MaxStreams))
 }

@@ -74,10 +74,20 @@ type Client struct {
 	S3       *s3.Client
 	Bucket   string
 	PartSize int64 // bytes per ranged GET; 0 means DefaultPartSize, less for small objects
-	Streams  int   // ranged GETs in flight per object; 0 means DefaultStreams
+	Streams  int   // ranged GETs in flight per object; 0: by its size, DefaultStreams to MaxStreams
 	// StallTimeout bounds how long a GET may go without receiving a byte before it is
 	// abandoned and tried again; 0 means DefaultStallTimeout.
 	StallTimeout time.Duration
+	// MaxStreams caps the GETs in flight per object when Streams is 0 (a node short of
+	// memory for MaxStreams parts per object); 0 means MaxStreams.
+	MaxStreams int
+}
+
+func (c *Client) maxStreams() int {
+	if c.MaxStreams > 0 {
+		return max(c.MaxStreams, 1)
+	}
+	return MaxStreams
 }
 
 const (
@@ -87,6 +97,10 @@ const (
 	// DefaultStreams: S3 gives ~50-100 MB/s per connection; a handful per object fills a
 	// node's link when several objects are read at once.
 	DefaultStreams = 6
+	// MaxStreams: by default a large object gets a GET in flight per DefaultPartSize of it,
+	// up to this many, so that the largest objects, read last of all, do not make the
+	// job's tail with a handful of connections (bench/RESULTS.md, "network model").
+	MaxStreams = 16
 	// MinPartSize: the smallest part an object of fewer than Streams default-sized parts is
 	// cut into, so that it is still read by Streams GETs at once (a node fills its link only
 	// with some 35 GETs in flight; an object read by one or two streams makes the tail),
@@ -251,14 +265,15 @@ func (c *Client) Open(ctx context.Context, obj Object) io.ReadCloser { return c.
 
 // OpenAt streams obj from byte start to its end, as Open does.
 func (c *Client) OpenAt(ctx context.Context, obj Object, start int64) io.ReadCloser {
+	rest := obj.Size - start
 	streams := c.Streams
 	if streams <= 0 {
-		streams = DefaultStreams
+		streams = int(min(max((rest+DefaultPartSize-1)/DefaultPartSize, DefaultStreams), int64(c.maxStreams())))
 	}
 	part := c.PartSize
 	if part <= 0 {
 		part = DefaultPartSize
-		if rest := obj.Size - start; rest < int64(streams)*part {
+		if rest < int64(streams)*part {
 			part = max(MinPartSize, (rest+int64(streams)-1)/int64(streams))
 		}
 	}
