@@ -99,10 +99,22 @@ func (w *Watcher) Sync(ctx context.Context) {
 	for id, h := range w.hosts {
 		views[id] = h.view()
 	}
+	boots := 0
 	for _, a := range Plan(insts, views) {
+		if a.Kind == Start {
+			if boots == bootsPerRound {
+				continue // the next round's plan has it again
+			}
+			boots++
+		}
 		w.act(ctx, a, byID[a.ID])
 	}
 }
+
+// bootsPerRound bounds the hosts one round boots (about 7 a second on 2 cores): a launch of a
+// thousand would otherwise hold the watcher for minutes, blind to instances terminated
+// meanwhile (an aborted launch), whose hosts it would go on booting.
+const bootsPerRound = 32
 
 func (w *Watcher) act(ctx context.Context, a Action, in Instance) {
 	switch a.Kind {

@@ -2,6 +2,7 @@ package watcher
 
 import (
 	"context"
+	"fmt"
 	"io"
 	"log"
 	"sync"
@@ -119,5 +120,31 @@ func TestSync(t *testing.T) {
 	w.Sync(ctx)
 	if len(w.Status()) != 0 || len(discarded) != 1 || discarded[0] != "i-1" {
 		t.Fatalf("terminate: hosts %v, discarded %v", w.Status(), discarded)
+	}
+}
+
+// A big launch is booted bootsPerRound hosts a round, so instances terminated meanwhile are
+// seen before they are booted.
+func TestSyncBootsInRounds(t *testing.T) {
+	cloud := &fakeCloud{}
+	for i := range bootsPerRound + 10 {
+		cloud.insts = append(cloud.insts, Instance{ID: fmt.Sprintf("i-%03d", i), State: "running", IP: fmt.Sprintf("127.1.1.%d", i+4)})
+	}
+	booted := 0
+	w := &Watcher{Cloud: cloud, Log: log.New(io.Discard, "", 0),
+		Boot:    func(sandbox.Spec) (Host, error) { booted++; return &fakeHost{done: make(chan struct{})}, nil },
+		Discard: func(string) error { return nil },
+		hosts:   map[string]*host{}, skipped: map[string]bool{},
+	}
+	w.Sync(context.Background())
+	if booted != bootsPerRound {
+		t.Fatalf("first round booted %d, want %d", booted, bootsPerRound)
+	}
+	for i := range cloud.insts {
+		cloud.insts[i].State = "terminated"
+	}
+	w.Sync(context.Background())
+	if booted != bootsPerRound || len(w.Status()) != 0 {
+		t.Fatalf("after termination: %d booted, hosts %v", booted, w.Status())
 	}
 }
