@@ -52,6 +52,25 @@ func (c *EC2) Instances(ctx context.Context) ([]Instance, error) {
 	return out, nil
 }
 
+// Running asks EC2 which of ids are running.
+func (c *EC2) Running(ctx context.Context, ids []string) (map[string]bool, error) {
+	running := map[string]bool{}
+	p := ec2.NewDescribeInstancesPaginator(c.Client, &ec2.DescribeInstancesInput{Filters: []types.Filter{
+		{Name: aws.String("instance-id"), Values: ids}, {Name: aws.String("instance-state-name"), Values: []string{"running"}}}})
+	for p.HasMorePages() {
+		page, err := p.NextPage(ctx)
+		if err != nil {
+			return nil, err
+		}
+		for _, r := range page.Reservations {
+			for _, i := range r.Instances {
+				running[aws.ToString(i.InstanceId)] = true
+			}
+		}
+	}
+	return running, nil
+}
+
 // Spec reads the instance's key pair, AMI and user data.
 func (c *EC2) Spec(ctx context.Context, in Instance) (sandbox.Spec, error) {
 	s := sandbox.Spec{ID: in.ID, IP: in.IP, Env: c.Env(in.IP), Hide: c.Hide, AWSCLI: c.AWSCLI}

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"io"
 	"log"
+	"slices"
 	"sync"
 	"testing"
 
@@ -21,6 +22,18 @@ func (c *fakeCloud) Instances(context.Context) ([]Instance, error) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	return append([]Instance(nil), c.insts...), nil
+}
+
+func (c *fakeCloud) Running(_ context.Context, ids []string) (map[string]bool, error) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	running := map[string]bool{}
+	for _, in := range c.insts {
+		if in.State == "running" && slices.Contains(ids, in.ID) {
+			running[in.ID] = true
+		}
+	}
+	return running, nil
 }
 
 func (c *fakeCloud) Spec(_ context.Context, in Instance) (sandbox.Spec, error) {
@@ -123,28 +136,32 @@ func TestSync(t *testing.T) {
 	}
 }
 
-// A big launch is booted bootsPerRound hosts a round, so instances terminated meanwhile are
-// seen before they are booted.
-func TestSyncBootsInRounds(t *testing.T) {
+// A big launch is booted bootBatch hosts at a time, each batch only while its instances
+// still run: those terminated during the first batch's boots are not booted.
+func TestSyncBootsInBatches(t *testing.T) {
 	cloud := &fakeCloud{}
-	for i := range bootsPerRound + 10 {
+	for i := range bootBatch + 10 {
 		cloud.insts = append(cloud.insts, Instance{ID: fmt.Sprintf("i-%03d", i), State: "running", IP: fmt.Sprintf("127.1.1.%d", i+4)})
 	}
 	booted := 0
 	w := &Watcher{Cloud: cloud, Log: log.New(io.Discard, "", 0),
-		Boot:    func(sandbox.Spec) (Host, error) { booted++; return &fakeHost{done: make(chan struct{})}, nil },
+		Boot: func(sandbox.Spec) (Host, error) {
+			if booted++; booted == bootBatch {
+				for i := range cloud.insts {
+					cloud.insts[i].State = "terminated"
+				}
+			}
+			return &fakeHost{done: make(chan struct{})}, nil
+		},
 		Discard: func(string) error { return nil },
 		hosts:   map[string]*host{}, skipped: map[string]bool{},
 	}
 	w.Sync(context.Background())
-	if booted != bootsPerRound {
-		t.Fatalf("first round booted %d, want %d", booted, bootsPerRound)
-	}
-	for i := range cloud.insts {
-		cloud.insts[i].State = "terminated"
+	if booted != bootBatch {
+		t.Fatalf("booted %d, want the first batch of %d only", booted, bootBatch)
 	}
 	w.Sync(context.Background())
-	if booted != bootsPerRound || len(w.Status()) != 0 {
+	if booted != bootBatch || len(w.Status()) != 0 {
 		t.Fatalf("after termination: %d booted, hosts %v", booted, w.Status())
 	}
 }
