@@ -46,6 +46,7 @@ func Ready(ctx context.Context, insts []fleet.Instance, conn hosts.Conn, strictI
 		problems, code = append(problems, err.Error()), cli.ExitUnreachable
 	}
 	booted := make([]error, len(up))
+	dials := make(chan struct{}, bootDials)
 	var wg sync.WaitGroup
 	for i, t := range up {
 		if _, ours := byID[t.ID].Tags[LaunchTag]; !ours {
@@ -54,7 +55,7 @@ func Ready(ctx context.Context, insts []fleet.Instance, conn hosts.Conn, strictI
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			booted[i] = waitBoot(ctx, t, cfg)
+			booted[i] = waitBoot(ctx, t, cfg, dials)
 		}()
 	}
 	wg.Wait()
@@ -95,10 +96,21 @@ func (e *InitError) Error() string {
 // initTailLines is how much of a failed --init script's output is shown.
 const initTailLines = 20
 
+// bootDials bounds the SSH handshakes waitBoot makes at once, as sshx.WaitReady bounds its
+// own: a thousand at once outlast --connect-timeout on a small machine, failing hosts that
+// were ready (727 of 1000 on 2 cores).
+const bootDials = 64
+
 // waitBoot waits on the instance until the boot script has written BootDone; a failed --init
-// script is an *InitError.
-func waitBoot(ctx context.Context, t sshx.Target, cfg *sshx.Config) error {
+// script is an *InitError. Its handshake takes a place in dials.
+func waitBoot(ctx context.Context, t sshx.Target, cfg *sshx.Config, dials chan struct{}) error {
+	select {
+	case dials <- struct{}{}:
+	case <-ctx.Done():
+		return fmt.Errorf("%s: boot script not finished: %v", t.ID, ctx.Err())
+	}
 	c, err := sshx.Dial(ctx, t, cfg)
+	<-dials
 	if err != nil {
 		return err
 	}

@@ -15,12 +15,19 @@
 #     EC2 (moto makes none), whose status is marked-for-termination once `localcloud fault
 #     interrupt` has posted a notice (spot-notices.json beside the prices: {instance id: time
 #     of the action}) and instance-terminated-no-capacity once the instance is gone.
+# And it counts the API requests it receives per caller (the access key id that signed them),
+# service and action, for tests that bound how many calls a tool makes:
+# GET /_ec2kit/api-calls?key=ACCESS_KEY_ID answers {"service:Action": requests, ...}. The path
+# cannot be an AWS request to moto (S3 is versitygw's, and "_" starts no bucket name).
 # Usage: python moto_launcher.py HOST PORT SPOT_PRICES_JSON
+import io
 import json
 import os
+import re
 import sys
 import threading
 import time
+from urllib.parse import parse_qs
 
 import moto.ec2.models.vpcs as vpcs
 from moto.ec2.models.instances import InstanceBackend
@@ -30,6 +37,7 @@ from moto.ec2.models.spot_requests import SpotInstanceRequest, SpotRequestBacken
 from moto.ec2.responses.spot_instances import SpotInstances
 from moto.ec2.responses.instances import InstanceResponse
 from moto.core.responses import ActionResult
+from moto.moto_server.werkzeug_app import DomainDispatcherApplication
 
 host, port, prices_path = sys.argv[1], sys.argv[2], sys.argv[3]
 with open(prices_path, encoding="utf-8") as f:
@@ -198,6 +206,44 @@ def describe_spot_price_history(self):
 
 
 SpotInstances.describe_spot_price_history = describe_spot_price_history
+
+CALLS = {}  # access key id -> {"service:Action": requests}
+CALLS_LOCK = threading.Lock()
+CREDENTIAL = re.compile(r"Credential=([^/,\s]+)/[^/]+/[^/]+/([^/]+)/")
+_dispatch = DomainDispatcherApplication.__call__
+
+
+def action_of(environ):
+    """The API action of a request: its X-Amz-Target (JSON protocols) or its Action parameter
+    (query protocols, in the URL or the form body, which is put back for moto to read)."""
+    target = environ.get("HTTP_X_AMZ_TARGET")
+    if target:
+        return target.split(".")[-1]
+    action = parse_qs(environ.get("QUERY_STRING", "")).get("Action")
+    if not action and environ.get("CONTENT_TYPE", "").startswith("application/x-www-form-urlencoded"):
+        body = environ["wsgi.input"].read(int(environ.get("CONTENT_LENGTH") or 0))
+        environ["wsgi.input"] = io.BytesIO(body)
+        action = parse_qs(body.decode("utf-8", "replace")).get("Action")
+    return action[0] if action else environ.get("REQUEST_METHOD", "") + " " + environ.get("PATH_INFO", "")
+
+
+def counting_dispatch(self, environ, start_response):
+    if environ.get("PATH_INFO") == "/_ec2kit/api-calls":
+        key = parse_qs(environ.get("QUERY_STRING", "")).get("key", [""])[0]
+        with CALLS_LOCK:
+            body = json.dumps(CALLS.get(key, {})).encode()
+        start_response("200 OK", [("Content-Type", "application/json"), ("Content-Length", str(len(body)))])
+        return [body]
+    signed = CREDENTIAL.search(environ.get("HTTP_AUTHORIZATION", ""))
+    if signed:
+        name = signed.group(2) + ":" + action_of(environ)
+        with CALLS_LOCK:
+            calls = CALLS.setdefault(signed.group(1), {})
+            calls[name] = calls.get(name, 0) + 1
+    return _dispatch(self, environ, start_response)
+
+
+DomainDispatcherApplication.__call__ = counting_dispatch
 
 from moto.server import main  # noqa: E402  (after the patches)
 

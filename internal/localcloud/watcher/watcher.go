@@ -17,6 +17,8 @@ type Cloud interface {
 	Instances(ctx context.Context) ([]Instance, error)
 	// Spec gathers what a host is built from: login user, key, user data.
 	Spec(ctx context.Context, in Instance) (sandbox.Spec, error)
+	// Running says which of ids are running now (a small question, asked between boots).
+	Running(ctx context.Context, ids []string) (map[string]bool, error)
 	// PowerOff records that the instance shut itself down (stop or terminate, per its
 	// InstanceInitiatedShutdownBehavior).
 	PowerOff(ctx context.Context, id string) error
@@ -99,10 +101,40 @@ func (w *Watcher) Sync(ctx context.Context) {
 	for id, h := range w.hosts {
 		views[id] = h.view()
 	}
+	var starts []Action
 	for _, a := range Plan(insts, views) {
+		if a.Kind == Start {
+			starts = append(starts, a)
+			continue
+		}
 		w.act(ctx, a, byID[a.ID])
 	}
+	for len(starts) > 0 {
+		batch := starts[:min(bootBatch, len(starts))]
+		starts = starts[len(batch):]
+		ids := make([]string, len(batch))
+		for i, a := range batch {
+			ids[i] = a.ID
+		}
+		running, err := w.Cloud.Running(ctx, ids)
+		if err != nil {
+			if ctx.Err() == nil {
+				w.Log.Printf("describe instances: %v", err)
+			}
+			return
+		}
+		for _, a := range batch {
+			if running[a.ID] {
+				w.act(ctx, a, byID[a.ID])
+			}
+		}
+	}
 }
+
+// bootBatch is how many hosts are booted (about 7 a second on 2 cores) between checks that
+// their instances still run: a launch of a thousand takes minutes to boot, and instances
+// terminated meanwhile (an aborted launch) must not be booted all the same.
+const bootBatch = 32
 
 func (w *Watcher) act(ctx context.Context, a Action, in Instance) {
 	switch a.Kind {

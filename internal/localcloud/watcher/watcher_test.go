@@ -2,8 +2,10 @@ package watcher
 
 import (
 	"context"
+	"fmt"
 	"io"
 	"log"
+	"slices"
 	"sync"
 	"testing"
 
@@ -20,6 +22,18 @@ func (c *fakeCloud) Instances(context.Context) ([]Instance, error) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	return append([]Instance(nil), c.insts...), nil
+}
+
+func (c *fakeCloud) Running(_ context.Context, ids []string) (map[string]bool, error) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	running := map[string]bool{}
+	for _, in := range c.insts {
+		if in.State == "running" && slices.Contains(ids, in.ID) {
+			running[in.ID] = true
+		}
+	}
+	return running, nil
 }
 
 func (c *fakeCloud) Spec(_ context.Context, in Instance) (sandbox.Spec, error) {
@@ -119,5 +133,35 @@ func TestSync(t *testing.T) {
 	w.Sync(ctx)
 	if len(w.Status()) != 0 || len(discarded) != 1 || discarded[0] != "i-1" {
 		t.Fatalf("terminate: hosts %v, discarded %v", w.Status(), discarded)
+	}
+}
+
+// A big launch is booted bootBatch hosts at a time, each batch only while its instances
+// still run: those terminated during the first batch's boots are not booted.
+func TestSyncBootsInBatches(t *testing.T) {
+	cloud := &fakeCloud{}
+	for i := range bootBatch + 10 {
+		cloud.insts = append(cloud.insts, Instance{ID: fmt.Sprintf("i-%03d", i), State: "running", IP: fmt.Sprintf("127.1.1.%d", i+4)})
+	}
+	booted := 0
+	w := &Watcher{Cloud: cloud, Log: log.New(io.Discard, "", 0),
+		Boot: func(sandbox.Spec) (Host, error) {
+			if booted++; booted == bootBatch {
+				for i := range cloud.insts {
+					cloud.insts[i].State = "terminated"
+				}
+			}
+			return &fakeHost{done: make(chan struct{})}, nil
+		},
+		Discard: func(string) error { return nil },
+		hosts:   map[string]*host{}, skipped: map[string]bool{},
+	}
+	w.Sync(context.Background())
+	if booted != bootBatch {
+		t.Fatalf("booted %d, want the first batch of %d only", booted, bootBatch)
+	}
+	w.Sync(context.Background())
+	if booted != bootBatch || len(w.Status()) != 0 {
+		t.Fatalf("after termination: %d booted, hosts %v", booted, w.Status())
 	}
 }
