@@ -25,7 +25,7 @@ type args struct {
 	Src        string   `arg:"--src" placeholder:"s3://BUCKET[/PREFIX]" help:"where the keys live (--keys, --download)"`
 	Results    string   `arg:"--results" default:"/mnt/results" help:"directory of result files"`
 	Data       string   `arg:"--data" default:"/mnt/data" help:"directory of downloaded data"`
-	Jobs       int      `arg:"-j,--jobs" help:"keys processed at once [default: the number of CPUs; for --keys and --download at least 8, which a node's network needs]"`
+	Jobs       int      `arg:"-j,--jobs" help:"keys processed at once [default: the number of CPUs; for --keys and --download at least 16, which a node's network needs]"`
 	Streams    int      `arg:"--streams" help:"ranged GETs in flight per object [default: one per 8 MiB of it, from 6 to 16 (fewer when memory is short)]"`
 	PartMiB    int64    `arg:"--part-mib" help:"size of each ranged GET, MiB [default: 8, less for an object of fewer than --streams parts, down to 1]"`
 	Progress   bool     `arg:"--progress" help:"print progress lines (source bytes read) once a second per key"`

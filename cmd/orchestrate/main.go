@@ -28,7 +28,7 @@ type args struct {
 	Job         string   `arg:"--job" placeholder:"NAME" help:"the job's name: its directory on the nodes (default: derived from what defines the job)"`
 	Input       string   `arg:"--input" placeholder:"JOB" help:"count: the download job to read (default: the newest on the nodes)"`
 	Force       bool     `arg:"--force" help:"redo every item: clear this job's earlier results first (default: keep and skip them)"`
-	Jobs        int      `arg:"-j,--jobs" help:"items at once per node (default: the node's cores; for combined and download at least 8, which a node's network needs)"`
+	Jobs        int      `arg:"-j,--jobs" help:"items at once per node (default: the node's cores; for combined and download at least 16, which a node's network needs)"`
 	Yes         bool     `arg:"-y,--yes" help:"do not ask for confirmation when a selector is a name or tag (required without a terminal)"`
 	Verbose     bool     `arg:"-v,--verbose" help:"also name each item that skipped rows too short to hold the column (the final line gives the total)"`
 	hosts.Conn

@@ -55,7 +55,7 @@ const (
 // work is that read (combined, download), whatever its cores: counting keeps up with a
 // node's network on one core, and its NIC fills only with some 35 S3 connections or more
 // (bench/RESULTS.md, "network model": the alternatives measured).
-const S3Jobs = 8
+const S3Jobs = 16
 
 // Jobs is how many items a node runs at once by default in step: its cores, and at least
 // S3Jobs in the steps that stream from S3 and count.
