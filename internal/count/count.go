@@ -188,7 +188,7 @@ func (c *Counts) line(l []byte, need int) {
 // implements with SIMD (AVX2 / NEON), skips the ~100 bytes after the key to the line end at
 // tens of bytes per cycle. Finding the line end first and then scanning for commas would
 // read the first ~45 bytes twice and pay one more call per row.
-func (c *Counts) lines(p []byte, need int) []byte {
+func (c *Counts) linesSWAR(p []byte, need int) []byte {
 	start := 0
 	for start < len(p) {
 		ks, end := keyStart(p, start, need)
