@@ -49,21 +49,18 @@ const (
 // in taxi data) go to the exact per-line code. The line's end is the first newline bit
 // among the next three words, picked with conditional moves rather than branches: rows
 // are ~150 bytes, so whether it is in the 1st, 2nd or 3rd word is a coin toss a branch
-// predictor would lose about once a row.
+// predictor would lose about once a row. Lines whose key is further in go to farLine.
 func (c *Counts) linesIndexed(p []byte, need int) []byte {
-	var cm, nl [window + lookahead]uint64
+	var x index
 	s := 0
 	for s < len(p) {
 		base := s
-		index(p[base:], &cm, &nl)
+		x.build(p[base:])
 		lim := min(base+window*64, len(p))
 		for s < lim {
 			o := uint(s - base)
-			w, sh := o/64, o%64
-			// The 64 bits from s. (x<<1)<<(63-sh) is x<<(64-sh) with a shift count below 64,
-			// which the compiler emits as one instruction, and 0 for sh = 0 as needed.
-			cw := cm[w]>>sh | cm[w+1]<<1<<(63-sh)
-			nw := nl[w]>>sh | nl[w+1]<<1<<(63-sh)
+			w := o / 64
+			cw, nw := x.at(o)
 			k := -1 // the key follows the comma at s+k; the line start for need 0
 			if need > 0 {
 				for range need - 1 {
@@ -74,29 +71,24 @@ func (c *Counts) linesIndexed(p []byte, need int) []byte {
 			}
 			k2 := bits.TrailingZeros64(cw) // the comma after the key (64: none in reach)
 			n := bits.TrailingZeros64(nw)  // the line's end (64: not within 64 bytes)
-			if k2 >= n {
-				// The line ends before the key does, or neither is in reach: count the
-				// line with the exact per-line code.
-				e := s + n
-				if n == 64 {
-					from := min(e, len(p))
-					j := bytes.IndexByte(p[from:], '\n')
-					if j < 0 {
-						return p[s:]
-					}
-					e = from + j
+			switch {
+			case n < 64 && n <= k2: // a short line, or the key is its last field
+				c.line(p[s:s+n], need)
+				s += n + 1
+				continue
+			case n <= k2:
+				if s = c.farLine(p, &x, base, s, need); s < 0 {
+					return p[len(p)+s:]
 				}
-				c.line(p[s:e], need)
-				s = e + 1
 				continue
 			}
 			// The first newline in words w+1..w+3 (none in word w after s, or n < 64).
-			e := (w+3)*64 + uint(bits.TrailingZeros64(nl[w+3]))
-			if nl[w+2] != 0 {
-				e = (w+2)*64 + uint(bits.TrailingZeros64(nl[w+2]))
+			e := (w+3)*64 + uint(bits.TrailingZeros64(x.nl[w+3]))
+			if x.nl[w+2] != 0 {
+				e = (w+2)*64 + uint(bits.TrailingZeros64(x.nl[w+2]))
 			}
-			if nl[w+1] != 0 {
-				e = (w+1)*64 + uint(bits.TrailingZeros64(nl[w+1]))
+			if x.nl[w+1] != 0 {
+				e = (w+1)*64 + uint(bits.TrailingZeros64(x.nl[w+1]))
 			}
 			if n < 64 {
 				e = o + uint(n)
@@ -121,20 +113,108 @@ func (c *Counts) linesIndexed(p []byte, need int) []byte {
 	return p[s:]
 }
 
-// index fills cm and nl with the bitmaps of the start of p; words past the end of p are 0.
-// The last partial 64 bytes are indexed from a zero-padded copy, so the vector loads never
-// read past p.
-func index(p []byte, cm, nl *[window + lookahead]uint64) {
-	full := min(len(p)/64, len(cm))
-	if full > 0 {
-		masks(&p[0], full, &cm[0], &nl[0])
+// farLine counts the line starting at p[s] (x indexes p from base) whose first 64 bytes
+// hold neither its end nor its key's end: the key is a far field, or long. It walks the
+// index 64 bytes at a time, counting the commas of each step with one popcount, and returns
+// where the next line starts, or -(length of the line) if the line is unfinished. Past the
+// index, the line is counted from its bytes.
+func (c *Counts) farLine(p []byte, x *index, base, s, need int) int {
+	t := uint(s - base)
+	ks := s                               // the key's start
+	for left := need; left > 0; t += 64 { // commas still to pass
+		if !x.reaches(t) {
+			return c.lineAt(p, s, need)
+		}
+		cw, nw := x.at(t)
+		if nw != 0 {
+			cw &= nw&-nw - 1 // the commas before the line's end
+		}
+		if pc := bits.OnesCount64(cw); pc < left {
+			if nw != 0 { // a short row
+				c.Skipped++
+				return base + int(t) + bits.TrailingZeros64(nw) + 1
+			}
+			left -= pc
+			continue
+		}
+		for range left - 1 {
+			cw &= cw - 1
+		}
+		ks = base + int(t) + bits.TrailingZeros64(cw) + 1
+		break
 	}
-	if full == len(cm) {
+	// The key ends at the first comma or newline from ks.
+	for t = uint(ks - base); ; t += 64 {
+		if !x.reaches(t) {
+			return c.lineAt(p, s, need)
+		}
+		cw, nw := x.at(t)
+		if cw|nw == 0 {
+			continue
+		}
+		ke := base + int(t) + bits.TrailingZeros64(cw|nw)
+		e := ke
+		if p[ke] == ',' {
+			j := bytes.IndexByte(p[ke:], '\n')
+			if j < 0 {
+				return s - len(p)
+			}
+			e = ke + j
+		} else {
+			if ke > ks && p[ke-1] == '\r' { // the line's trailing "\r"
+				ke--
+			}
+			if need == 0 && ke == ks { // a blank line
+				c.Skipped++
+				return e + 1
+			}
+		}
+		c.Add(p[ks:ke], 1)
+		return e + 1
+	}
+}
+
+// lineAt counts the line starting at p[s] from its bytes and returns where the next line
+// starts, or -(length of the line) if it is unfinished.
+func (c *Counts) lineAt(p []byte, s, need int) int {
+	e := bytes.IndexByte(p[s:], '\n')
+	if e < 0 {
+		return s - len(p)
+	}
+	c.line(p[s:s+e], need)
+	return s + e + 1
+}
+
+// index is the structural index of up to window+lookahead 64-byte words of rows: bit j of
+// cm[i] (nl[i]) is set where byte 64*i+j is a comma (newline).
+type index struct {
+	cm, nl [window + lookahead]uint64
+}
+
+// build indexes the start of p; words past the end of p are 0. The last partial 64 bytes
+// are indexed from a zero-padded copy, so the vector loads never read past p.
+func (x *index) build(p []byte) {
+	full := min(len(p)/64, len(x.cm))
+	if full > 0 {
+		masks(&p[0], full, &x.cm[0], &x.nl[0])
+	}
+	if full == len(x.cm) {
 		return
 	}
 	var pad [64]byte
 	copy(pad[:], p[full*64:])
-	masks(&pad[0], 1, &cm[full], &nl[full])
-	clear(cm[full+1:])
-	clear(nl[full+1:])
+	masks(&pad[0], 1, &x.cm[full], &x.nl[full])
+	clear(x.cm[full+1:])
+	clear(x.nl[full+1:])
+}
+
+// reaches reports whether the 64 bits from offset t are in the index.
+func (x *index) reaches(t uint) bool { return t/64+1 < uint(len(x.cm)) }
+
+// at returns the commas and the newlines of the 64 bytes from offset t, which the index
+// must reach. (v<<1)<<(63-sh) is v<<(64-sh) with a shift count below 64, which compiles
+// to one instruction and gives 0 for sh = 0, as needed.
+func (x *index) at(t uint) (cw, nw uint64) {
+	w, sh := t/64, t%64
+	return x.cm[w]>>sh | x.cm[w+1]<<1<<(63-sh), x.nl[w]>>sh | x.nl[w+1]<<1<<(63-sh)
 }
