@@ -82,14 +82,15 @@ func (c *Counts) linesIndexed(p []byte, need int) []byte {
 				}
 				continue
 			}
-			// The first newline in words w+1..w+3 (none in word w after s, or n < 64).
-			e := (w+3)*64 + uint(bits.TrailingZeros64(x.nl[w+3]))
-			if x.nl[w+2] != 0 {
-				e = (w+2)*64 + uint(bits.TrailingZeros64(x.nl[w+2]))
-			}
-			if x.nl[w+1] != 0 {
-				e = (w+1)*64 + uint(bits.TrailingZeros64(x.nl[w+1]))
-			}
+			// The line's end: the first newline in words w+1..w+3 if not within 64 bytes (no
+			// newline in word w after s then). Which word holds it is a coin toss for ~150-byte
+			// rows, so it is picked with arithmetic, not branches: a trailing-zero count is 64
+			// exactly for an empty word, so -(t>>6) is all ones then and selects the next
+			// word's count.
+			t1 := uint(bits.TrailingZeros64(x.nl[w+1]))
+			t2 := uint(bits.TrailingZeros64(x.nl[w+2]))
+			t3 := uint(bits.TrailingZeros64(x.nl[w+3]))
+			e := (w+1)*64 + t1 + -(t1>>6)&(t2+-(t2>>6)&t3)
 			if n < 64 {
 				e = o + uint(n)
 			}
@@ -120,8 +121,9 @@ func (c *Counts) linesIndexed(p []byte, need int) []byte {
 // index, the line is counted from its bytes.
 func (c *Counts) farLine(p []byte, x *index, base, s, need int) int {
 	t := uint(s - base)
-	ks := s                               // the key's start
-	for left := need; left > 0; t += 64 { // commas still to pass
+	ks := s // the key's start
+	// Pass the need commas before the key, counting only those before the line's end.
+	for left := need; left > 0; t += 64 {
 		if !x.reaches(t) {
 			return c.lineAt(p, s, need)
 		}
