@@ -31,7 +31,7 @@ const (
 	// its 4 KiB. Indexing a window at a time keeps the rows, whose key bytes are read back
 	// after indexing, and the bitmaps (1 KiB) in L1, and one call per window makes the call's
 	// cost vanish. Measured on taxi rows: 2 and 4 KiB windows count alike, 8 KiB 3% slower,
-	// 16 KiB 15% and 32 KiB 40% (the rows no longer stay in a 32 KiB L1).
+	// 16 KiB 18% and 32 KiB 42% (the rows no longer stay in a 32 KiB L1).
 	window = 64
 	// lookahead is how many words past the window are indexed too, so a line starting in
 	// the window finds its key (within 64 bytes of its start) and its end (within 192) in
@@ -40,16 +40,16 @@ const (
 )
 
 // linesIndexed is lines built on a structural index, the way simdjson parses JSON: AVX2
-// turns each 64 bytes into a bitmap of commas and one of newlines (masks), 64 bytes in a
-// dozen instructions, and each line is then walked with bit arithmetic on those bitmaps
+// turns each 64 bytes into a bitmap of commas and one of newlines (masks), 64 bytes in 16
+// instructions, and each line is then walked with bit arithmetic on those bitmaps
 // instead of byte by byte.
 //
 // For a line starting at s, the 64 bits of each bitmap from s are one shift pair. Clearing
 // the lowest comma bit need-1 times and counting trailing zeros gives the need-th comma (the
 // key's start) and the next one (its end) with no loop over bytes; a newline bit below
 // the key's end means the row is short or the key is its last field, and such rows (rare
-// in taxi data) go to the exact per-line code. The line's end is the first newline bit
-// among the next three words. Lines whose key is further in go to farLine.
+// in taxi data) go to the exact per-line code (slowLine). The line's end is the first
+// newline bit among the next three words. Lines whose key is further in go to farLine.
 func (c *Counts) linesIndexed(p []byte, need int) []byte {
 	var x index
 	s := 0
@@ -226,8 +226,9 @@ func (x *index) build(p []byte) {
 func (x *index) reaches(t uint) bool { return t/64+1 < uint(len(x.cm)) }
 
 // at returns the commas and the newlines of the 64 bytes from offset t, which the index
-// must reach. (v<<1)<<(63-sh) is v<<(64-sh) with a shift count below 64, which compiles
-// to one instruction and gives 0 for sh = 0, as needed.
+// must reach. (v<<1)<<(63-sh) is v<<(64-sh), 0 for sh = 0 as needed, with a count the
+// compiler knows is below 64: a shift by a count that may reach 64 costs a compare and a
+// mask more in Go, where it must give 0.
 func (x *index) at(t uint) (cw, nw uint64) {
 	w, sh := t/64, t%64
 	return x.cm[w]>>sh | x.cm[w+1]<<1<<(63-sh), x.nl[w]>>sh | x.nl[w+1]<<1<<(63-sh)
