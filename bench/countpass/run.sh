@@ -20,7 +20,7 @@ fi
 ip link set lo up
 
 tmp=$(mktemp -d /tmp/countpass-bench.XXXXXX)
-trap 'kill ${vgw_pid:-} 2>/dev/null || true; rm -rf "$tmp"' EXIT
+trap 'kill ${vgw_pid:-} ${spin_pid:-} 2>/dev/null || true; rm -rf "$tmp"' EXIT
 (cd "$root" && go build -o "$tmp/countpass" ./cmd/countpass && go run ./bench/countpass/gen -size $((size_mb << 20)) >"$tmp/data.csv")
 data=$tmp/data.csv
 bytes=$(stat -c %s "$data")
@@ -38,6 +38,13 @@ names=(); means=(); cmds=()
 
 cp=$tmp/countpass
 hf "countpass, 1 core" 5 "taskset -c 0 env GOMAXPROCS=1 $cp $data"
+# The machines here run with the other core (a hyperthread sibling on EC2) busy: measure
+# the one-core row again with a spinning loop on CPU 1.
+taskset -c 1 sh -c 'while :; do :; done' &
+spin_pid=$!
+hf "countpass, 1 core, sibling busy" 5 "taskset -c 0 env GOMAXPROCS=1 $cp $data"
+kill $spin_pid
+spin_pid=
 hf "countpass, $(nproc) cores" 5 "$cp $data"
 hf "cat > /dev/null" 5 "sh -c 'cat $data > /dev/null'"
 hf "cut -f1-5 | pypy3 (original)" 2 "sh -c 'cut -d, -f1-5 $data | pypy3 $here/count.py'"
@@ -77,7 +84,7 @@ cmd = cmd.replace(tmp + "/", "").replace("/root/", "~/")
 print("| %s | %.2f | %.0f | %.1fx | `%s` |" % (name, m, b / m / 1e6, base / m, cmd))
 PY
 }
-orig=3
+orig=4
 s3orig=$((s3_first + 2))
 echo "## countpass"
 echo

@@ -6,8 +6,17 @@
 // a line with fewer fields than the counted one's position, and a blank line, is skipped and
 // counted in Skipped; a last line without a newline is counted; there is no quote handling.
 //
-// The kernel is built for ~150-byte taxi rows where the key is almost always one byte; see
-// the comments on lines and nthCommaOrEnd for the tricks and why they pay.
+// The kernel is built for ~150-byte taxi rows where the key is almost always one byte. It
+// comes in two forms, both fuzzed against a plain reference (split every line on commas):
+//
+//   - linesIndexed (amd64 with AVX2) first classifies the bytes 64 at a time into a bitmap of
+//     commas and one of newlines, in assembly, then walks the lines on the bitmaps: the key
+//     and the line end fall out of a few trailing-zero counts and cleared low bits, with no
+//     per-byte loop and almost no unpredictable branch. It counts about twice as fast as the other.
+//   - linesSWAR (everywhere else) scans 8 bytes per step in plain Go to the key, then
+//     skips to the line end with bytes.IndexByte (SIMD in the runtime).
+//
+// See the comments on each for the tricks and why they pay.
 package count
 
 import (
@@ -180,15 +189,16 @@ func (c *Counts) line(l []byte, need int) {
 	c.Add(key, 1)
 }
 
-// lines counts every complete line of p, whose keys follow the need-th comma of their
-// line, and returns the unfinished tail.
+// linesSWAR is lines in plain Go, for the CPUs linesIndexed does not serve: it counts every
+// complete line of p, whose keys follow the need-th comma of their line, and returns the
+// unfinished tail.
 //
 // Each row is read once: a SWAR scan (below) walks from the line start to the 3rd comma,
 // watching for a newline on the way (a short row), then bytes.IndexByte, which the runtime
 // implements with SIMD (AVX2 / NEON), skips the ~100 bytes after the key to the line end at
 // tens of bytes per cycle. Finding the line end first and then scanning for commas would
 // read the first ~45 bytes twice and pay one more call per row.
-func (c *Counts) lines(p []byte, need int) []byte {
+func (c *Counts) linesSWAR(p []byte, need int) []byte {
 	start := 0
 	for start < len(p) {
 		ks, end := keyStart(p, start, need)

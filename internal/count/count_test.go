@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"maps"
+	"math/rand/v2"
 	"runtime"
 	"slices"
 	"strings"
@@ -43,34 +44,45 @@ func reference(data []byte, field int) (map[string]uint64, uint64) {
 
 func check(t *testing.T, data []byte, workers, block int) { checkField(t, data, workers, block, 4) }
 
+// checkField checks every reader, with each kernel, against the reference.
 func checkField(t *testing.T, data []byte, workers, block, field int) {
+	t.Helper()
+	for _, k := range kernels {
+		func() {
+			defer useKernel(k)()
+			checkKernel(t, k, data, workers, block, field)
+		}()
+	}
+}
+
+func checkKernel(t *testing.T, kernel string, data []byte, workers, block, field int) {
 	t.Helper()
 	want, wantSkipped := reference(data, field)
 	col := Column{Field: field}
 	r := iotest.HalfReader(bytes.NewReader(data)) // short reads, like a network stream
 	got, err := Reader(r, col, workers, block)
 	if err != nil {
-		t.Fatalf("field=%d workers=%d block=%d: %v", field, workers, block, err)
+		t.Fatalf("%s: field=%d workers=%d block=%d: %v", kernel, field, workers, block, err)
 	}
 	if !maps.Equal(got.Map(), want) || got.Skipped != wantSkipped {
-		t.Fatalf("field=%d workers=%d block=%d input %q:\n got %v skipped %d\nwant %v skipped %d",
-			field, workers, block, data[:min(len(data), 300)], got.Map(), got.Skipped, want, wantSkipped)
+		t.Fatalf("%s: field=%d workers=%d block=%d input %q:\n got %v skipped %d\nwant %v skipped %d",
+			kernel, field, workers, block, data[:min(len(data), 300)], got.Map(), got.Skipped, want, wantSkipped)
 	}
 	var rows uint64
 	for _, n := range want {
 		rows += n
 	}
 	if got.Rows != rows || got.Bytes != int64(len(data)) {
-		t.Fatalf("rows %d bytes %d, want %d %d", got.Rows, got.Bytes, rows, len(data))
+		t.Fatalf("%s: rows %d bytes %d, want %d %d", kernel, got.Rows, got.Bytes, rows, len(data))
 	}
 	if b, err := Bytes(data, col, workers); err != nil || !maps.Equal(b.Map(), want) || b.Skipped != wantSkipped || !bytes.Equal(b.Header, got.Header) {
-		t.Fatalf("Bytes field=%d workers=%d input %q: got %v skipped %d (%v)", field, workers, data[:min(len(data), 300)], b.Map(), b.Skipped, err)
+		t.Fatalf("%s: Bytes field=%d workers=%d input %q: got %v skipped %d (%v)", kernel, field, workers, data[:min(len(data), 300)], b.Map(), b.Skipped, err)
 	}
 	at, err := ReaderAt(bytes.NewReader(data), int64(len(data)), col, workers, block)
 	if err != nil || !maps.Equal(at.Map(), want) || at.Skipped != wantSkipped || at.Rows != rows ||
 		(len(data) > 0 && !bytes.Equal(at.Header, got.Header)) {
-		t.Fatalf("ReaderAt field=%d workers=%d block=%d input %q: got %v skipped %d header %q (%v)",
-			field, workers, block, data[:min(len(data), 300)], at.Map(), at.Skipped, at.Header, err)
+		t.Fatalf("%s: ReaderAt field=%d workers=%d block=%d input %q: got %v skipped %d header %q (%v)",
+			kernel, field, workers, block, data[:min(len(data), 300)], at.Map(), at.Skipped, at.Header, err)
 	}
 }
 
@@ -174,6 +186,102 @@ func FuzzKernel(f *testing.F) {
 	})
 }
 
+// checkLines runs each kernel directly on p, as the readers do on a block (the unfinished
+// last line goes to line), and compares with the reference. It also checks that the tail
+// the kernel leaves is exactly what follows p's last newline.
+func checkLines(t *testing.T, p []byte, field int) {
+	t.Helper()
+	want, wantSkipped := reference(append([]byte("header\n"), p...), field)
+	var rows uint64
+	for _, n := range want {
+		rows += n
+	}
+	for _, k := range kernels {
+		func() {
+			defer useKernel(k)()
+			var c Counts
+			rest := c.lines(p, field-1)
+			if tail := len(p) - bytes.LastIndexByte(p, '\n') - 1; len(rest) != tail {
+				t.Fatalf("%s: field %d: a tail of %d bytes, want %d; input %q", k, field, len(rest), tail, p[:min(len(p), 300)])
+			}
+			if len(rest) > 0 {
+				c.line(rest, field-1)
+			}
+			if !maps.Equal(c.Map(), want) || c.Skipped != wantSkipped || c.Rows != rows {
+				t.Fatalf("%s: field %d input %q:\n got %v skipped %d rows %d\nwant %v skipped %d rows %d",
+					k, field, p[:min(len(p), 300)], c.Map(), c.Skipped, c.Rows, want, wantSkipped, rows)
+			}
+		}()
+	}
+}
+
+// randomRows returns about size bytes of lines of random lengths (blank to several hundred
+// bytes, so some cross every index window and some have their key or end out of the
+// index's reach) made of commas, "\r", "\n" and a few letters.
+func randomRows(seed uint64, size int) []byte {
+	r := rand.New(rand.NewPCG(seed, 1))
+	var b []byte
+	for len(b) < size {
+		n := r.IntN(64)
+		switch r.IntN(8) {
+		case 0:
+			n = r.IntN(500)
+		case 1:
+			n = 0
+		}
+		commaEvery := 1 + r.IntN(12)
+		for range n {
+			switch c := r.IntN(commaEvery * 4); {
+			case c == 0:
+				b = append(b, ',')
+			case c == 1 && r.IntN(8) == 0:
+				b = append(b, '\r')
+			default:
+				b = append(b, "0123456789ab"[c%12])
+			}
+		}
+		if r.IntN(4) == 0 {
+			b = append(b, '\r')
+		}
+		b = append(b, '\n')
+	}
+	if r.IntN(2) == 0 { // end without a newline
+		b = b[:len(b)-1]
+	}
+	return b
+}
+
+func TestLinesRandom(t *testing.T) {
+	for seed := range uint64(40) {
+		p := randomRows(seed, 40_000)
+		for field := 1; field <= 12; field++ {
+			checkLines(t, p, field)
+		}
+	}
+	var buf bytes.Buffer
+	taxigen.Write(&buf, taxigen.Era2015, 100_000, 5)
+	for _, field := range []int{1, 3, 4, 5, 8, 19, 20} {
+		// Every alignment of the rows against the index's 64-byte words and windows.
+		for skip := range 70 {
+			checkLines(t, buf.Bytes()[skip:], field)
+		}
+	}
+}
+
+// FuzzLines fuzzes the kernels directly: the input repeated up to ~64 KiB (so lines cross
+// index windows at varied offsets), any field from 1 to 24.
+func FuzzLines(f *testing.F) {
+	for _, in := range cases {
+		f.Add([]byte(in), uint8(3), uint16(1))
+	}
+	f.Add(taxigen.New(taxigen.Era2015, 1).AppendRow(nil), uint8(3), uint16(500))
+	f.Add(randomRows(1, 2000), uint8(7), uint16(20))
+	f.Fuzz(func(t *testing.T, data []byte, field uint8, reps uint16) {
+		n := 1 + int(reps)%(1+(64<<10)/max(len(data), 1))
+		checkLines(t, bytes.Repeat(data, n), int(field%24)+1)
+	})
+}
+
 // taxiData is ~64 MiB of 2015-style rows, generated once for the benchmarks.
 var taxiData = func() func() []byte {
 	var data []byte
@@ -187,7 +295,7 @@ var taxiData = func() func() []byte {
 	}
 }()
 
-// BenchmarkKernel measures the kernel alone on rows in memory (GB/s = MB/s / 1000), in
+// BenchmarkKernel measures each kernel alone on rows in memory (GB/s = MB/s / 1000), in
 // blocks of BlockSize as Reader feeds it. It also reports GB per second of the thread's own
 // CPU time ("GB/cpu-s"), which stays meaningful on a machine busy with other work.
 func BenchmarkKernel(b *testing.B) {
@@ -198,19 +306,26 @@ func BenchmarkKernel(b *testing.B) {
 		n = bytes.LastIndexByte(p[:n], '\n') + 1
 		blocks, p = append(blocks, p[:n]), p[n:]
 	}
-	b.SetBytes(int64(len(data)))
-	runtime.LockOSThread()
-	defer runtime.UnlockOSThread()
-	cpu0 := threadCPU()
-	for b.Loop() {
-		var c Counts
-		for _, blk := range blocks {
-			if rest := c.lines(blk, 3); len(rest) != 0 {
-				b.Fatal("tail")
-			}
+	for _, k := range kernels {
+		for _, field := range []int{4, 1, 9} {
+			b.Run(fmt.Sprintf("%s/field=%d", k, field), func(b *testing.B) {
+				defer useKernel(k)()
+				b.SetBytes(int64(len(data)))
+				runtime.LockOSThread()
+				defer runtime.UnlockOSThread()
+				cpu0 := threadCPU()
+				for b.Loop() {
+					var c Counts
+					for _, blk := range blocks {
+						if rest := c.lines(blk, field-1); len(rest) != 0 {
+							b.Fatal("tail")
+						}
+					}
+				}
+				b.ReportMetric(float64(len(data))*float64(b.N)/(threadCPU()-cpu0).Seconds()/1e9, "GB/cpu-s")
+			})
 		}
 	}
-	b.ReportMetric(float64(len(data))*float64(b.N)/(threadCPU()-cpu0).Seconds()/1e9, "GB/cpu-s")
 }
 
 // threadCPU is the CPU time the calling thread has used.
