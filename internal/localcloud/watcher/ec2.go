@@ -31,44 +31,42 @@ type EC2 struct {
 // thousand a round listing them took 7 s of moto's CPU, round after round.
 func (c *EC2) Instances(ctx context.Context) ([]Instance, error) {
 	var out []Instance
-	p := ec2.NewDescribeInstancesPaginator(c.Client, &ec2.DescribeInstancesInput{Filters: []types.Filter{
-		{Name: aws.String("instance-state-name"), Values: fleet.LiveStates}}})
-	for p.HasMorePages() {
-		page, err := p.NextPage(ctx)
-		if err != nil {
-			return nil, err
+	err := c.each(ctx, []types.Filter{{Name: aws.String("instance-state-name"), Values: fleet.LiveStates}}, func(i types.Instance) {
+		in := Instance{ID: aws.ToString(i.InstanceId), IP: aws.ToString(i.PrivateIpAddress),
+			KeyName: aws.ToString(i.KeyName), ImageID: aws.ToString(i.ImageId)}
+		if i.State != nil {
+			in.State = string(i.State.Name)
 		}
-		for _, r := range page.Reservations {
-			for _, i := range r.Instances {
-				in := Instance{ID: aws.ToString(i.InstanceId), IP: aws.ToString(i.PrivateIpAddress),
-					KeyName: aws.ToString(i.KeyName), ImageID: aws.ToString(i.ImageId)}
-				if i.State != nil {
-					in.State = string(i.State.Name)
-				}
-				out = append(out, in)
-			}
-		}
-	}
-	return out, nil
+		out = append(out, in)
+	})
+	return out, err
 }
 
 // Running asks EC2 which of ids are running.
 func (c *EC2) Running(ctx context.Context, ids []string) (map[string]bool, error) {
 	running := map[string]bool{}
-	p := ec2.NewDescribeInstancesPaginator(c.Client, &ec2.DescribeInstancesInput{Filters: []types.Filter{
-		{Name: aws.String("instance-id"), Values: ids}, {Name: aws.String("instance-state-name"), Values: []string{"running"}}}})
+	err := c.each(ctx, []types.Filter{{Name: aws.String("instance-id"), Values: ids},
+		{Name: aws.String("instance-state-name"), Values: []string{"running"}}}, func(i types.Instance) {
+		running[aws.ToString(i.InstanceId)] = true
+	})
+	return running, err
+}
+
+// each calls fn for every instance matching filters, page after page.
+func (c *EC2) each(ctx context.Context, filters []types.Filter, fn func(types.Instance)) error {
+	p := ec2.NewDescribeInstancesPaginator(c.Client, &ec2.DescribeInstancesInput{Filters: filters})
 	for p.HasMorePages() {
 		page, err := p.NextPage(ctx)
 		if err != nil {
-			return nil, err
+			return err
 		}
 		for _, r := range page.Reservations {
 			for _, i := range r.Instances {
-				running[aws.ToString(i.InstanceId)] = true
+				fn(i)
 			}
 		}
 	}
-	return running, nil
+	return nil
 }
 
 // Spec reads the instance's key pair, AMI and user data.
