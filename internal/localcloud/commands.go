@@ -343,7 +343,7 @@ func (f Fault) run(ctx context.Context, c Cloud) error {
 	if f.Notice < 0 {
 		return cli.Errorf(cli.ExitUsage, "--notice %v: must not be negative", f.Notice)
 	}
-	if f.NIC <= 0 || f.NIC > 1 {
+	if f.Mode == "slow" && (f.NIC <= 0 || f.NIC > 1) {
 		return cli.Errorf(cli.ExitUsage, "--nic %v: a fraction of the model's NIC rate, more than 0 and at most 1", f.NIC)
 	}
 	q := url.Values{"id": {f.ID}, "mode": {f.Mode}, "notice": {f.Notice.String()}, "nic": {strconv.FormatFloat(f.NIC, 'g', -1, 64)}}

@@ -15,6 +15,7 @@
 #     EC2 (moto makes none), whose status is marked-for-termination once `localcloud fault
 #     interrupt` has posted a notice (spot-notices.json beside the prices: {instance id: time
 #     of the action}) and instance-terminated-no-capacity once the instance is gone.
+# RunInstances is idempotent per ClientToken, as on EC2.
 # And it counts the API requests it receives per caller (the access key id that signed them),
 # service and action, for tests that bound how many calls a tool makes:
 # GET /_ec2kit/api-calls?key=ACCESS_KEY_ID answers {"service:Action": requests, ...}. The path
@@ -157,6 +158,25 @@ def run_instances_with_spot_requests(self, image_id, count, user_data, security_
 
 
 InstanceBackend.run_instances = run_instances_with_spot_requests
+_run_without_token = InstanceBackend.run_instances
+CLIENT_TOKENS = {}  # (account, region, ClientToken) -> the reservation it launched
+CLIENT_TOKENS_LOCK = threading.Lock()
+
+
+def run_instances_once(self, image_id, count, user_data, security_group_names, **kwargs):
+    """EC2 launches once per ClientToken, which the SDKs fill in: a request retried after its
+    answer was lost gets the first launch back. moto launches again (a duplicate fleet)."""
+    token = kwargs.get("client_token")
+    if not token or token == "ABCDE":  # moto's stand-in when the request had none
+        return _run_without_token(self, image_id, count, user_data, security_group_names, **kwargs)
+    key = (self.account_id, self.region_name, token)
+    with CLIENT_TOKENS_LOCK:  # a retry may arrive while the first attempt still runs
+        if key not in CLIENT_TOKENS:
+            CLIENT_TOKENS[key] = _run_without_token(self, image_id, count, user_data, security_group_names, **kwargs)
+        return CLIENT_TOKENS[key]
+
+
+InstanceBackend.run_instances = run_instances_once
 _describe_spot_requests = SpotRequestBackend.describe_spot_instance_requests
 
 
