@@ -81,7 +81,8 @@ row() { # index, baseline index
 import sys
 b, m, base, name, cmd, tmp = int(sys.argv[1]), float(sys.argv[2]), float(sys.argv[3]), sys.argv[4], sys.argv[5], sys.argv[6]
 cmd = cmd.replace(tmp + "/", "").replace("/root/", "~/")
-print("| %s | %.2f | %.0f | %.1fx | `%s` |" % (name, m, b / m / 1e6, base / m, cmd))
+esc = lambda s: s.replace("|", "\\|")  # a pipe inside a cell would end it
+print("| %s | %.2f | %.0f | %.1fx | `%s` |" % (esc(name), m, b / m / 1e6, base / m, esc(cmd)))
 PY
 }
 orig=4
