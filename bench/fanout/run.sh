@@ -18,6 +18,9 @@
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 if [ "${FANBENCH_INNER:-}" != 1 ]; then
+  # The tools compared (Debian: pssh, pdsh, clustershell) and bc, installed when missing.
+  command -v parallel-ssh >/dev/null && command -v pdsh >/dev/null && command -v clush >/dev/null && command -v bc >/dev/null ||
+    { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq pssh pdsh clustershell bc >/dev/null; }
   exec env FANBENCH_INNER=1 unshare --net --mount --propagation private -- "$0" "$@"
 fi
 ip link set lo up
