@@ -85,7 +85,7 @@ type Client struct {
 
 func (c *Client) maxStreams() int {
 	if c.MaxStreams > 0 {
-		return max(c.MaxStreams, 1)
+		return c.MaxStreams
 	}
 	return MaxStreams
 }
