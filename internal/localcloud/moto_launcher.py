@@ -15,7 +15,8 @@
 #     EC2 (moto makes none), whose status is marked-for-termination once `localcloud fault
 #     interrupt` has posted a notice (spot-notices.json beside the prices: {instance id: time
 #     of the action}) and instance-terminated-no-capacity once the instance is gone.
-# RunInstances is idempotent per ClientToken, as on EC2.
+# RunInstances is idempotent per ClientToken, as on EC2, and a repeated
+# CancelSpotInstanceRequests answers as EC2 does.
 # And it counts the API requests it receives per caller (the access key id that signed them),
 # service and action, for tests that bound how many calls a tool makes:
 # GET /_ec2kit/api-calls?key=ACCESS_KEY_ID answers {"service:Action": requests, ...}. The path
@@ -177,6 +178,23 @@ def run_instances_once(self, image_id, count, user_data, security_group_names, *
 
 
 InstanceBackend.run_instances = run_instances_once
+_cancel_spot_requests = SpotRequestBackend.cancel_spot_instance_requests
+CANCELLED_SPOT_REQUESTS = {}  # request id -> the request, once cancelled
+
+
+def cancel_spot_instance_requests(self, request_ids):
+    """EC2 answers a second cancel of a request (a retry whose first answer was lost) with the
+    request, cancelled; moto fails it with a KeyError (HTTP 500), which no retry mends."""
+    unknown = [r for r in request_ids if r not in self.spot_instance_requests and r not in CANCELLED_SPOT_REQUESTS]
+    if unknown:
+        raise EC2ClientError("InvalidSpotInstanceRequestID.NotFound", f"The spot instance request ID '{unknown[0]}' does not exist")
+    live = [r for r in request_ids if r in self.spot_instance_requests]
+    for request in _cancel_spot_requests(self, live):
+        CANCELLED_SPOT_REQUESTS[request.id] = request
+    return [CANCELLED_SPOT_REQUESTS[r] for r in request_ids]
+
+
+SpotRequestBackend.cancel_spot_instance_requests = cancel_spot_instance_requests
 _describe_spot_requests = SpotRequestBackend.describe_spot_instance_requests
 
 
