@@ -278,6 +278,9 @@ func (s *fromS3) do(ctx context.Context, it nodejob.Item, progress *atomic.Int64
 			return stats{}, err
 		}
 	}
+	if !it.Whole() {
+		return s.countPiece(ctx, obj, it, progress)
+	}
 	stream := s.c.Open(ctx, obj)
 	defer stream.Close()
 	br := bufio.NewReaderSize(countingReader{stream, progress}, 64<<10)
@@ -315,6 +318,31 @@ func (s *fromS3) do(ctx context.Context, it nodejob.Item, progress *atomic.Int64
 		return stats{}, err
 	}
 	return stats{bytes: progress.Load(), rows: int64(c.Rows), skipped: int64(c.Skipped)}, writeAtomic(path, writeCounts(c))
+}
+
+// countPiece counts the rows of one piece of a plain CSV object (orchestrate splits only
+// those). Every piece starts with the object's header, which names the column and is not
+// counted, so the pieces' counts add up to the whole object's.
+func (s *fromS3) countPiece(ctx context.Context, obj s3stream.Object, it nodejob.Item, progress *atomic.Int64) (stats, error) {
+	if s.o.Download {
+		return stats{}, fmt.Errorf("download takes whole objects, not pieces")
+	}
+	r := pieceOf(ctx, s.c, obj, it, true)
+	defer r.Close()
+	br := bufio.NewReaderSize(countingReader{r, progress}, 64<<10)
+	head, err := br.Peek(decode.HeadSize)
+	if err != nil && err != io.EOF {
+		return stats{}, err
+	}
+	if f := decode.Detect(head); f != decode.CSV {
+		return stats{}, fmt.Errorf("piece %d: only plain CSV objects can be counted in pieces, this one is %v", it.Part, f)
+	}
+	c, err := countCSV(decode.CSV, br, s.o.column(), 1)
+	if err != nil {
+		return stats{}, err
+	}
+	return stats{bytes: it.End - it.Start, rows: int64(c.Rows), skipped: int64(c.Skipped)},
+		writeAtomic(filepath.Join(s.out(), filepath.FromSlash(it.Result())), writeCounts(c))
 }
 
 // download writes the first 5 fields of every line of the decoded stream r to path.

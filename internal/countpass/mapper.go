@@ -108,8 +108,15 @@ func (m *mapper) input(ctx context.Context, obj s3stream.Object, it nodejob.Item
 			io.Closer
 		}{d, closers{d, stream}}, nil
 	}
-	open := func(ctx context.Context, off int64) (io.ReadCloser, error) { return m.c.OpenAt(ctx, obj, off), nil }
-	return split.Piece(ctx, open, obj.Size, split.Range{Part: it.Part, Start: it.Start, End: it.End}, m.o.Header), nil
+	return pieceOf(ctx, m.c, obj, it, m.o.Header), nil
+}
+
+// pieceOf reads the item's piece of obj (see split.Piece).
+func pieceOf(ctx context.Context, c *s3stream.Client, obj s3stream.Object, it nodejob.Item, header bool) io.ReadCloser {
+	open := func(ctx context.Context, start, end int64) (io.ReadCloser, error) {
+		return c.OpenRange(ctx, obj, start, end), nil
+	}
+	return split.Piece(ctx, open, obj.Size, split.Range{Part: it.Part, Start: it.Start, End: it.End}, header)
 }
 
 // run runs the command on one item in the job's working directory, in a process group of

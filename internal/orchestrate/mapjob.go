@@ -12,6 +12,7 @@ import (
 	"strings"
 
 	"github.com/aws/aws-sdk-go-v2/service/s3"
+	"golang.org/x/sync/errgroup"
 
 	"ec2kit/internal/awsconf"
 	"ec2kit/internal/cli"
@@ -56,27 +57,32 @@ func readPuts(paths []string) ([]putFile, []string, error) {
 }
 
 // splitObjects cuts every plain-text object larger than the piece size into pieces (the
-// manifest records how many); compressed and Parquet objects stay whole, told by content.
+// manifest records how many); compressed and Parquet objects stay whole, told by content:
+// the first bytes of each, read a few objects at once, since each read waits S3's latency.
 func (j *job) splitObjects(ctx context.Context, c *s3stream.Client) error {
 	size := j.opts.Split
+	g, ctx := errgroup.WithContext(ctx)
+	g.SetLimit(16)
 	for i, o := range j.objs {
 		if o.Size <= size {
-			continue
-		}
-		head := make([]byte, decode.HeadSize)
-		if _, err := c.ReaderAt(ctx, s3stream.Object{Key: o.Key, Size: o.Size, ETag: o.ETag}).ReadAt(head, 0); err != nil {
-			return awsconf.Err("reading "+o.Key, err)
-		}
-		if decode.Detect(head) != decode.CSV {
 			continue
 		}
 		n := len(split.Plan(o.Size, size))
 		if n > maxParts {
 			return cli.Errorf(cli.ExitUsage, "--split %d would cut %q into %d pieces, more than %d: use a larger --split", size, o.Key, n, maxParts)
 		}
-		j.objs[i].Parts = n
+		g.Go(func() error {
+			head := make([]byte, decode.HeadSize)
+			if _, err := c.ReaderAt(ctx, s3stream.Object{Key: o.Key, Size: o.Size, ETag: o.ETag}).ReadAt(head, 0); err != nil {
+				return awsconf.Err("reading "+o.Key, err)
+			}
+			if decode.Detect(head) == decode.CSV {
+				j.objs[i].Parts = n // each goroutine writes its own element
+			}
+			return nil
+		})
 	}
-	return nil
+	return g.Wait()
 }
 
 // itemsOf returns an object's items: the whole object, or its pieces.

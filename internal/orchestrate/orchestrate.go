@@ -27,6 +27,13 @@ import (
 	"ec2kit/internal/sshx"
 )
 
+// CombinedPieceSize is combined's default --split. A large object read by one node caps the
+// job at that node's share of S3 (at most s3stream.MaxStreams GETs), whatever the other
+// nodes do, and its end makes the job's tail; in pieces, every node reads some of it. Smaller
+// pieces cost a request for the header and a result file each (bench/RESULTS.md, "network
+// model").
+const CombinedPieceSize = 64 << 20
+
 // Options are orchestrate's flags.
 type Options struct {
 	Step      string
@@ -41,7 +48,7 @@ type Options struct {
 	Column    string // combined, count: or the column of this name
 	// map
 	Cmd         string   // the user's command, under bash -c
-	Split       int64    // piece size; 0 keeps objects whole
+	Split       int64    // map, combined: piece size; 0 keeps objects whole
 	Header      bool     // pieces after an object's first start with its first line
 	Put         []string // files copied into the job's working directory
 	Dst         string   // s3://bucket/prefix/ the results also go to
@@ -84,8 +91,11 @@ type job struct {
 func Run(ctx context.Context, o Options) error {
 	switch o.Step {
 	case nodejob.Download, nodejob.Count, nodejob.Combined:
-		if o.Cmd != "" || o.Split != 0 || o.Header || len(o.Put) > 0 || o.Dst != "" {
-			return cli.Errorf(cli.ExitUsage, "--cmd, --split, --header, --put and --dst are for orchestrate map")
+		if o.Cmd != "" || o.Header || len(o.Put) > 0 || o.Dst != "" {
+			return cli.Errorf(cli.ExitUsage, "--cmd, --header, --put and --dst are for orchestrate map")
+		}
+		if o.Split < 0 || o.Split != 0 && o.Step != nodejob.Combined {
+			return cli.Errorf(cli.ExitUsage, "--split is for map and combined, and takes a size (combined: 0 keeps objects whole)")
 		}
 		if o.Step == nodejob.Download && (o.Field != 0 || o.Column != "") {
 			return cli.Errorf(cli.ExitUsage, "download keeps the first 5 columns; --field and --column are for combined and count")

@@ -261,11 +261,16 @@ func (r readerAt) ReadAt(p []byte, off int64) (int, error) {
 
 // Open streams obj from the start. Objects of one part are read with one GET; larger ones
 // with Streams ranged GETs in flight, delivered in order. Close stops the transfers.
-func (c *Client) Open(ctx context.Context, obj Object) io.ReadCloser { return c.OpenAt(ctx, obj, 0) }
+func (c *Client) Open(ctx context.Context, obj Object) io.ReadCloser {
+	return c.OpenRange(ctx, obj, 0, obj.Size)
+}
 
-// OpenAt streams obj from byte start to its end, as Open does.
-func (c *Client) OpenAt(ctx context.Context, obj Object, start int64) io.ReadCloser {
-	rest := obj.Size - start
+// OpenRange streams bytes [start, end) of obj (end at most its size), as Open does: a piece
+// of an object gets as many GETs in flight as an object of the piece's size, and none past
+// its end.
+func (c *Client) OpenRange(ctx context.Context, obj Object, start, end int64) io.ReadCloser {
+	end = min(end, obj.Size)
+	rest := end - start
 	streams := c.Streams
 	if streams <= 0 {
 		streams = int(min(max((rest+DefaultPartSize-1)/DefaultPartSize, DefaultStreams), int64(c.maxStreams())))
@@ -277,7 +282,7 @@ func (c *Client) OpenAt(ctx context.Context, obj Object, start int64) io.ReadClo
 			part = max(MinPartSize, (rest+int64(streams)-1)/int64(streams))
 		}
 	}
-	nparts := int((obj.Size - start + part - 1) / part)
+	nparts := int((rest + part - 1) / part)
 	streams = max(min(streams, nparts), 1)
 	ctx, cancel := context.WithCancel(ctx)
 	r := &partReader{cancel: cancel, queue: make(chan chan result, streams), free: make(chan []byte, streams+1)}
@@ -288,7 +293,7 @@ func (c *Client) OpenAt(ctx context.Context, obj Object, start int64) io.ReadClo
 	go func() {
 		defer r.wg.Done()
 		defer close(r.queue)
-		for off := start; off < obj.Size; off += part {
+		for off := start; off < end; off += part {
 			var buf []byte
 			select {
 			case buf = <-r.free: // blocks while streams parts wait to be read: bounded memory
@@ -298,7 +303,7 @@ func (c *Client) OpenAt(ctx context.Context, obj Object, start int64) io.ReadClo
 				r.cut = c.err(obj.Key, fmt.Errorf("reading from byte %d: %w", off, ctx.Err()))
 				return
 			}
-			n := min(part, obj.Size-off)
+			n := min(part, end-off)
 			if int64(cap(buf)) < n {
 				buf = make([]byte, n)
 			}

@@ -63,6 +63,15 @@ func TestStream(t *testing.T) {
 			}
 		}
 	}
+	// A range: its own parts, nothing past its end; an end past the object means its end.
+	obj := Object{Key: "trip data/yellow a.csv", Size: int64(len(big)), ETag: objs[0].ETag}
+	c.PartSize, c.Streams = 1000, 3
+	for _, rg := range [][2]int64{{10, 5_000}, {99_000, 100_003}, {99_000, 1 << 30}, {7, 7}} {
+		got, err := io.ReadAll(c.OpenRange(ctx, obj, rg[0], rg[1]))
+		if want := big[rg[0]:min(rg[1], obj.Size)]; err != nil || !bytes.Equal(got, want) {
+			t.Fatalf("range %v: %d bytes, %v; want %d", rg, len(got), err, len(want))
+		}
+	}
 	empty, err := c.Stat(ctx, "trip data/yellow-empty")
 	if err != nil {
 		t.Fatal(err)

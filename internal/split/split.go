@@ -49,8 +49,8 @@ func Plan(size, pieceSize int64) []Range {
 	return ranges
 }
 
-// Opener streams an object from byte off to its end.
-type Opener func(ctx context.Context, off int64) (io.ReadCloser, error)
+// Opener streams bytes [start, end) of an object.
+type Opener func(ctx context.Context, start, end int64) (io.ReadCloser, error)
 
 // ErrShort reports a source that ended before the object's size.
 var ErrShort = errors.New("split: source ended before the object's size")
@@ -59,21 +59,28 @@ var ErrShort = errors.New("split: source ended before the object's size")
 const bufSize = 64 << 10
 
 // Piece returns a reader of r's piece of an object of size bytes: with header, every piece but
-// the first (Start > 0) is preceded by the object's first line. The source is opened on the
-// first Read (so errors from open arrive there), read no further than the piece needs, and
-// closed as soon as the piece has ended, or by Close. r needs 0 <= Start <= End; an End past
+// the first (Start > 0) is preceded by the object's first line. Each segment's source (the
+// header's, the piece's) is opened on the first Read, all at once so that their first bytes
+// arrive together (on S3 each open waits a first-byte latency), and asks for what the segment
+// needs as far as is known: through End, and a window past it for the line that crosses End.
+// A longer line is read with further opens. Errors from open arrive in Read; each source is
+// closed as soon as its segment has ended, or by Close. r needs 0 <= Start <= End; an End past
 // size means size.
 func Piece(ctx context.Context, open Opener, size int64, r Range, header bool) io.ReadCloser {
 	p := &piece{ctx: ctx, open: open, size: size}
 	if header && r.Start > 0 {
-		p.segs = append(p.segs, segment{0, min(1, size)}) // the line that starts at byte 0
+		p.segs = append(p.segs, segment{start: 0, end: min(1, size)}) // the line that starts at byte 0
 	}
-	p.segs = append(p.segs, segment{r.Start, min(r.End, size)})
+	p.segs = append(p.segs, segment{start: r.Start, end: min(r.End, size)})
 	return p
 }
 
-// segment is the lines that start in [start, end).
-type segment struct{ start, end int64 }
+// segment is the lines that start in [start, end), and the source opened for them.
+type segment struct {
+	start, end int64
+	src        io.ReadCloser
+	window     int64 // bytes src was asked for
+}
 
 // Phases of reading one segment.
 const (
@@ -83,16 +90,16 @@ const (
 )
 
 type piece struct {
-	ctx   context.Context
-	open  Opener
-	size  int64
-	segs  []segment // still to read; segs[0] is the current one
-	src   io.ReadCloser
-	br    *bufio.Reader
-	phase int
-	pos   int64  // object offset of the next byte br returns
-	tail  []byte // rest of a line chunk from br.ReadSlice, not yet returned
-	err   error  // sticky: io.EOF once every segment is done
+	ctx    context.Context
+	open   Opener
+	size   int64
+	segs   []segment // still to read; segs[0] is the current one
+	opened bool      // every segment's source has been opened
+	br     *bufio.Reader
+	phase  int
+	pos    int64  // object offset of the next byte br returns
+	tail   []byte // rest of a line chunk from br.ReadSlice, not yet returned
+	err    error  // sticky: io.EOF once every segment is done
 }
 
 func (p *piece) Read(b []byte) (int, error) {
@@ -108,7 +115,7 @@ func (p *piece) Read(b []byte) (int, error) {
 		n, err := p.step(b)
 		if err != nil {
 			p.err = err
-			p.closeSource() // already closed at io.EOF; a second error would hide the first
+			p.closeSources() // already closed at io.EOF; a second error would hide the first
 		}
 		if n > 0 {
 			return n, nil
@@ -117,10 +124,46 @@ func (p *piece) Read(b []byte) (int, error) {
 	return 0, p.err
 }
 
+// openAll opens every segment's source: from one byte before its start, which tells whether
+// start itself is a line start, through its end and a window past it.
+func (p *piece) openAll() error {
+	p.opened = true
+	for i := range p.segs {
+		s := &p.segs[i]
+		if s.start >= s.end {
+			continue
+		}
+		from := max(0, s.start-1)
+		src, err := p.openRange(s, from, s.end+bufSize-from)
+		if err != nil {
+			return err
+		}
+		s.src = src
+	}
+	return nil
+}
+
+// openRange opens n bytes from off for segment s (fewer at the object's end), and remembers
+// n as the window to double should the line go on past it.
+func (p *piece) openRange(s *segment, off, n int64) (io.ReadCloser, error) {
+	end := min(p.size, off+n)
+	src, err := p.open(p.ctx, off, end)
+	if err != nil {
+		return nil, fmt.Errorf("split: open at byte %d: %w", off, err)
+	}
+	s.window = n
+	return &exact{src: src, left: end - off, end: end, size: p.size}, nil
+}
+
 // step advances the current segment, returning bytes in b (or in p.tail); io.EOF means every
 // segment is done.
 func (p *piece) step(b []byte) (int, error) {
-	if p.src == nil {
+	if !p.opened {
+		if err := p.openAll(); err != nil {
+			return 0, err
+		}
+	}
+	if p.br == nil {
 		if len(p.segs) == 0 {
 			return 0, io.EOF
 		}
@@ -129,17 +172,11 @@ func (p *piece) step(b []byte) (int, error) {
 			p.segs = p.segs[1:]
 			return 0, nil
 		}
-		// Opening one byte early tells whether start itself is a line start.
 		p.pos, p.phase = max(0, s.start-1), phaseSkip
 		if s.start == 0 {
 			p.phase = phaseBulk
 		}
-		src, err := p.open(p.ctx, p.pos)
-		if err != nil {
-			return 0, fmt.Errorf("split: open at byte %d: %w", p.pos, err)
-		}
-		p.src = src
-		p.br = bufio.NewReaderSize(io.LimitReader(src, p.size-p.pos), bufSize)
+		p.br = bufio.NewReaderSize(s.src, bufSize)
 	}
 	s := p.segs[0]
 	if p.pos >= s.end && p.phase != phaseTail || p.pos >= p.size {
@@ -152,7 +189,7 @@ func (p *piece) step(b []byte) (int, error) {
 		if n > 0 && p.pos == s.end && b[n-1] != '\n' {
 			p.phase = phaseTail
 		}
-		return n, p.eof(err)
+		return n, p.more(err)
 	default:
 		chunk, err := p.br.ReadSlice('\n')
 		p.pos += int64(len(chunk))
@@ -160,7 +197,7 @@ func (p *piece) step(b []byte) (int, error) {
 		if err == bufio.ErrBufferFull {
 			err = nil
 		}
-		if err = p.eof(err); err != nil {
+		if err = p.more(err); err != nil {
 			return 0, err
 		}
 		if p.phase == phaseSkip {
@@ -178,36 +215,78 @@ func (p *piece) step(b []byte) (int, error) {
 	}
 }
 
-// eof turns the end of the source into the end of the segment, or into ErrShort when the
-// object's size has not been reached.
-func (p *piece) eof(err error) error {
-	if err != io.EOF {
+// more handles the end of the current source: at the object's end the segment ends there;
+// before it, a line goes on past the window asked for, and the source is opened again from
+// where it stopped, asking for twice as much.
+func (p *piece) more(err error) error {
+	switch {
+	case err != io.EOF:
+		return err
+	case p.pos >= p.size:
+		return nil
+	}
+	s := &p.segs[0]
+	s.src.Close()
+	s.src = nil
+	src, err := p.openRange(s, p.pos, 2*s.window)
+	if err != nil {
 		return err
 	}
-	if p.pos < p.size {
-		return fmt.Errorf("%w (at byte %d of %d)", ErrShort, p.pos, p.size)
-	}
+	s.src = src
+	p.br.Reset(src)
 	return nil
 }
 
 func (p *piece) nextSegment() error {
-	p.segs = p.segs[1:]
-	return p.closeSource()
-}
-
-func (p *piece) closeSource() error {
-	if p.src == nil {
-		return nil
-	}
-	err := p.src.Close()
-	p.src, p.br = nil, nil
+	err := p.segs[0].src.Close()
+	p.segs, p.br = p.segs[1:], nil
 	return err
 }
 
-// Close closes the source if it is still open; later Reads fail with fs.ErrClosed.
+// closeSources closes every source still open, returning the first error.
+func (p *piece) closeSources() error {
+	var first error
+	for i := range p.segs {
+		if s := &p.segs[i]; s.src != nil {
+			if err := s.src.Close(); first == nil {
+				first = err
+			}
+			s.src = nil
+		}
+	}
+	p.segs, p.br = nil, nil
+	return first
+}
+
+// Close closes the sources still open; later Reads fail with fs.ErrClosed.
 func (p *piece) Close() error {
 	if p.err == nil {
 		p.err = fs.ErrClosed
 	}
-	return p.closeSource()
+	return p.closeSources()
 }
+
+// exact holds a source to the bytes it was asked for: a source that ends early is ErrShort,
+// never a piece that looks whole.
+type exact struct {
+	src       io.ReadCloser
+	left      int64
+	end, size int64
+}
+
+func (e *exact) Read(b []byte) (int, error) {
+	if e.left == 0 {
+		return 0, io.EOF
+	}
+	n, err := e.src.Read(b[:min(int64(len(b)), e.left)])
+	e.left -= int64(n)
+	switch {
+	case e.left == 0:
+		return n, nil
+	case err == io.EOF:
+		return n, fmt.Errorf("%w (at byte %d of %d)", ErrShort, e.end-e.left, e.size)
+	}
+	return n, err
+}
+
+func (e *exact) Close() error { return e.src.Close() }

@@ -46,9 +46,9 @@ type source struct {
 	read          int64
 }
 
-func (s *source) open(_ context.Context, off int64) (io.ReadCloser, error) {
+func (s *source) open(_ context.Context, off, end int64) (io.ReadCloser, error) {
 	s.opens++
-	var r io.Reader = bytes.NewReader(s.data[off:])
+	var r io.Reader = bytes.NewReader(s.data[min(off, int64(len(s.data))):min(end, int64(len(s.data)))]) // a short source stops early
 	if s.wrap != nil {
 		r = s.wrap(r)
 	}
@@ -176,6 +176,28 @@ func TestReadsOnlyItsPiece(t *testing.T) {
 	}
 }
 
+// TestOpensAtOnce checks that a piece with a header opens both its sources on the first Read,
+// so that on S3 their first-byte latencies overlap, and asks each for what it needs.
+func TestOpensAtOnce(t *testing.T) {
+	line := strings.Repeat("y", 99) + "\n"
+	data := []byte(strings.Repeat(line, 10_000)) // 1 MB
+	var asked [][2]int64
+	s := &source{data: data}
+	open := func(ctx context.Context, start, end int64) (io.ReadCloser, error) {
+		asked = append(asked, [2]int64{start, end})
+		return s.open(ctx, start, end)
+	}
+	p := Piece(context.Background(), open, int64(len(data)), Range{Part: 1, Start: 500_000, End: 600_000}, true)
+	defer p.Close()
+	if _, err := p.Read(make([]byte, 1)); err != nil {
+		t.Fatal(err)
+	}
+	want := [][2]int64{{0, 1 + bufSize}, {499_999, 600_000 + bufSize}}
+	if fmt.Sprint(asked) != fmt.Sprint(want) {
+		t.Errorf("opened %v on the first Read, want %v", asked, want)
+	}
+}
+
 // xs is an endless stream of 'x'.
 type xs struct{}
 
@@ -192,8 +214,9 @@ func TestLongLineStreams(t *testing.T) {
 	const rest = "\nend\n"
 	size := int64(long + len(rest))
 	s := &source{}
-	open := func(_ context.Context, off int64) (io.ReadCloser, error) {
+	open := func(_ context.Context, off, end int64) (io.ReadCloser, error) {
 		r := io.MultiReader(io.LimitReader(xs{}, max(0, long-off)), strings.NewReader(rest[max(0, off-long):]))
+		r = io.LimitReader(r, end-off)
 		return &counted{r: r, s: s}, nil
 	}
 	for _, tc := range []struct {
@@ -239,7 +262,7 @@ func (w *tailWriter) Write(p []byte) (int, error) {
 func TestErrors(t *testing.T) {
 	ctx := context.Background()
 	boom := errors.New("boom")
-	failing := func(context.Context, int64) (io.ReadCloser, error) { return nil, boom }
+	failing := func(context.Context, int64, int64) (io.ReadCloser, error) { return nil, boom }
 	if _, err := io.ReadAll(Piece(ctx, failing, 10, Range{0, 0, 10}, false)); !errors.Is(err, boom) {
 		t.Errorf("open error: got %v, want %v", err, boom)
 	}
@@ -356,8 +379,8 @@ func BenchmarkPiece(b *testing.B) {
 	for _, lineLen := range []int{100, 1 << 20} {
 		b.Run(fmt.Sprintf("line=%d", lineLen), func(b *testing.B) {
 			data := bytes.Repeat(append(bytes.Repeat([]byte("7,"), lineLen/2-1), '1', '\n'), (64<<20)/lineLen)
-			open := func(_ context.Context, off int64) (io.ReadCloser, error) {
-				return io.NopCloser(bytes.NewReader(data[off:])), nil
+			open := func(_ context.Context, off, end int64) (io.ReadCloser, error) {
+				return io.NopCloser(bytes.NewReader(data[off:end])), nil
 			}
 			ranges := Plan(int64(len(data)), 8<<20)
 			b.SetBytes(int64(len(data)))
