@@ -5,7 +5,7 @@ best() {
   local b="" t0 t1 t
   for _ in $(seq "$RUNS"); do
     t0=$(date +%s.%N)
-    "$@" >/dev/null 2>&1
+    "$@" >/dev/null 2>"${TMPDIR:-/tmp}/best.err" || { echo "failed: $*" >&2; tail -5 "${TMPDIR:-/tmp}/best.err" >&2; return 1; }
     t1=$(date +%s.%N)
     t=$(awk -v a="$t0" -v b="$t1" 'BEGIN { printf "%.2f", b - a }')
     b=$(awk -v b="$b" -v t="$t" 'BEGIN { print (b == "" || t < b) ? t : b }')

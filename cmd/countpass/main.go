@@ -25,8 +25,9 @@ type args struct {
 	Src        string   `arg:"--src" placeholder:"s3://BUCKET[/PREFIX]" help:"where the keys live (--keys, --download)"`
 	Results    string   `arg:"--results" default:"/mnt/results" help:"directory of result files"`
 	Data       string   `arg:"--data" default:"/mnt/data" help:"directory of downloaded data"`
-	Jobs       int      `arg:"-j,--jobs" help:"keys processed at once [default: the number of CPUs; for --keys and --download at least 16, which a node's network needs]"`
+	Jobs       int      `arg:"-j,--jobs" help:"keys processed at once [default: the number of CPUs; for --keys and --download at least 32, which a node's network needs]"`
 	Streams    int      `arg:"--streams" help:"ranged GETs in flight per object [default: one per 8 MiB of it, from 6 to 16 (fewer when memory is short)]"`
+	GETs       int      `arg:"--gets" help:"ranged GETs in flight in all, over every object read at once [default: 128]"`
 	PartMiB    int64    `arg:"--part-mib" help:"size of each ranged GET, MiB [default: 8, less for an object of fewer than --streams parts, down to 1]"`
 	Progress   bool     `arg:"--progress" help:"print progress lines (source bytes read) once a second per key"`
 	Hold       string   `arg:"--hold" placeholder:"DIR" help:"take the lock of job directory DIR, print locked (or busy), keep it until stdin ends"`
@@ -55,7 +56,7 @@ func main() {
 			}
 			return countpass.Run(ctx, countpass.Options{
 				Files: a.Files, Keys: a.Keys, Download: a.Download, CountFiles: a.CountFiles,
-				Src: a.Src, Results: a.Results, Data: a.Data, Jobs: a.Jobs, Streams: a.Streams,
+				Src: a.Src, Results: a.Results, Data: a.Data, Jobs: a.Jobs, Streams: a.Streams, GETs: a.GETs,
 				PartSize: a.PartMiB << 20, Progress: a.Progress, Hold: a.Hold,
 				Map: a.Map, Cmd: a.Cmd, Work: a.Work, Node: a.Node, Dst: a.Dst, Header: a.Header,
 				Field: field, Column: a.Column,

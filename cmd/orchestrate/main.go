@@ -5,6 +5,7 @@ package main
 
 import (
 	"context"
+	"strings"
 
 	"ec2kit/internal/cli"
 	"ec2kit/internal/hosts"
@@ -12,27 +13,38 @@ import (
 )
 
 type args struct {
-	Step        string    `arg:"positional,required" placeholder:"STEP" help:"map (your --cmd over every object or piece), combined (S3 -> counts), download (S3 -> first 5 columns -> /mnt/data) or count (/mnt/data -> counts)"`
-	Selectors   []string  `arg:"positional" placeholder:"SELECTOR" help:"instance id, Name tag value or key=value tag (several: union; - or a pipe: ids on stdin)"`
-	Src         string    `arg:"--src" default:"s3://nyc-tlc/trip data/" help:"S3 prefix holding the objects"`
-	Match       *string   `arg:"--match" help:"only keys containing this string [default: yellow; for map: every key]"`
-	Field       int       `arg:"--field" placeholder:"N" help:"combined, count: count the Nth comma-separated field, from 1 [default: 4, passenger_count]"`
-	Column      string    `arg:"--column" placeholder:"NAME" help:"combined, count: count the column NAME of each object's header (Parquet: that column)"`
-	Cmd         string    `arg:"--cmd" help:"map: the command each item's bytes stream into (bash -c, in the job's working directory); its stdout is the item's result"`
-	Split       *cli.Size `arg:"--split" placeholder:"SIZE" help:"map, combined: cut plain-text objects larger than SIZE (e.g. 64MiB) into line-aligned pieces, each an item of its own [default: combined 64MiB, so that many nodes read a large object; map: whole objects]"`
-	Header      bool      `arg:"--header" help:"map: every piece after an object's first starts with the object's first line"`
-	Put         []string  `arg:"--put,separate" placeholder:"FILE" help:"map: copy FILE into the job's working directory on every node (repeatable)"`
-	Dst         string    `arg:"--dst" placeholder:"s3://BUCKET/PREFIX/" help:"map: also put every result (and the manifest) there; a re-run skips what is there (the nodes' instance profile must be allowed to write there: ec2-new --profile)"`
-	Retries     int       `arg:"--retries" default:"1" help:"map: attempts after a failed one, each on another node"`
-	NoSpeculate bool      `arg:"--no-speculate" help:"map: never start a second copy of an item that runs far longer than the median"`
-	Job         string    `arg:"--job" placeholder:"NAME" help:"the job's name: its directory on the nodes (default: derived from what defines the job)"`
-	Input       string    `arg:"--input" placeholder:"JOB" help:"count: the download job to read (default: the newest on the nodes)"`
-	Force       bool      `arg:"--force" help:"redo every item: clear this job's earlier results first (default: keep and skip them)"`
-	Jobs        int       `arg:"-j,--jobs" help:"items at once per node (default: the node's cores; for combined and download at least 16, which a node's network needs)"`
-	Yes         bool      `arg:"-y,--yes" help:"do not ask for confirmation when a selector is a name or tag (required without a terminal)"`
-	Verbose     bool      `arg:"-v,--verbose" help:"also name each item that skipped rows too short to hold the column (the final line gives the total)"`
+	Step        string     `arg:"positional,required" placeholder:"STEP" help:"map (your --cmd over every object or piece), combined (S3 -> counts), download (S3 -> first 5 columns -> /mnt/data) or count (/mnt/data -> counts)"`
+	Selectors   []string   `arg:"positional" placeholder:"SELECTOR" help:"instance id, Name tag value or key=value tag (several: union; - or a pipe: ids on stdin)"`
+	Src         string     `arg:"--src" default:"s3://nyc-tlc/trip data/" help:"S3 prefix holding the objects"`
+	Match       *string    `arg:"--match" help:"only keys containing this string [default: yellow; for map: every key]"`
+	Field       int        `arg:"--field" placeholder:"N" help:"combined, count: count the Nth comma-separated field, from 1 [default: 4, passenger_count]"`
+	Column      string     `arg:"--column" placeholder:"NAME" help:"combined, count: count the column NAME of each object's header (Parquet: that column)"`
+	Cmd         string     `arg:"--cmd" help:"map: the command each item's bytes stream into (bash -c, in the job's working directory); its stdout is the item's result"`
+	Split       *pieceSize `arg:"--split" placeholder:"SIZE" help:"map, combined: cut plain-text objects larger than SIZE (e.g. 64MiB) into line-aligned pieces, each an item of its own; 0: whole objects [default: combined 64MiB, so that many nodes read a large object; map: 0]"`
+	Header      bool       `arg:"--header" help:"map: every piece after an object's first starts with the object's first line"`
+	Put         []string   `arg:"--put,separate" placeholder:"FILE" help:"map: copy FILE into the job's working directory on every node (repeatable)"`
+	Dst         string     `arg:"--dst" placeholder:"s3://BUCKET/PREFIX/" help:"map: also put every result (and the manifest) there; a re-run skips what is there (the nodes' instance profile must be allowed to write there: ec2-new --profile)"`
+	Retries     int        `arg:"--retries" default:"1" help:"map: attempts after a failed one, each on another node"`
+	NoSpeculate bool       `arg:"--no-speculate" help:"map: never start a second copy of an item that runs far longer than the median"`
+	Job         string     `arg:"--job" placeholder:"NAME" help:"the job's name: its directory on the nodes (default: derived from what defines the job)"`
+	Input       string     `arg:"--input" placeholder:"JOB" help:"count: the download job to read (default: the newest on the nodes)"`
+	Force       bool       `arg:"--force" help:"redo every item: clear this job's earlier results first (default: keep and skip them)"`
+	Jobs        int        `arg:"-j,--jobs" help:"items at once per node (default: the node's cores; for combined and download at least 32, which a node's network needs)"`
+	Yes         bool       `arg:"-y,--yes" help:"do not ask for confirmation when a selector is a name or tag (required without a terminal)"`
+	Verbose     bool       `arg:"-v,--verbose" help:"also name each item that skipped rows too short to hold the column (the final line gives the total)"`
 	hosts.Conn
 	cli.VersionFlag
+}
+
+// pieceSize is --split: a size, or 0 for whole objects.
+type pieceSize struct{ cli.Size }
+
+func (p *pieceSize) UnmarshalText(b []byte) error {
+	if strings.TrimSpace(string(b)) == "0" {
+		p.Size = 0
+		return nil
+	}
+	return p.Size.UnmarshalText(b)
 }
 
 const examples = `  ids=$(ec2-new --num 4 --type i3en.2xlarge)
@@ -45,6 +57,10 @@ const examples = `  ids=$(ec2-new --num 4 --type i3en.2xlarge)
   orchestrate map $ids --src s3://b/big/ --split 64MiB --header --put classify.py \
       --cmd 'python3 classify.py' --dst s3://b/out/
   merge --cat --header --from s3://b/out/ > out.csv
+
+combined counts a CSV object larger than --split (64MiB) in line-aligned pieces, each an item
+of its own, so that a large object is read by many nodes at once and never makes the job's end
+alone; gzip, zstd and Parquet objects stay whole.
 
 countpass (next to this binary, or on PATH; countpass-linux-amd64 and countpass-linux-arm64
 beside it for nodes of another architecture) is copied to each node over SSH. Items go out
@@ -83,7 +99,7 @@ func main() {
 		split := int64(0)
 		switch {
 		case a.Split != nil:
-			split = int64(*a.Split)
+			split = int64(a.Split.Size)
 		case a.Step == "combined":
 			split = orchestrate.CombinedPieceSize
 		}

@@ -13,6 +13,7 @@ import (
 	"time"
 
 	awshttp "github.com/aws/aws-sdk-go-v2/aws/transport/http"
+	"golang.org/x/sync/semaphore"
 
 	"ec2kit/internal/awsconf"
 	"ec2kit/internal/cli"
@@ -33,6 +34,7 @@ type Options struct {
 	Data       string
 	Jobs       int
 	Streams    int   // ranged GETs in flight per object
+	GETs       int   // ranged GETs in flight in all; 0: DefaultGETs
 	PartSize   int64 // bytes per ranged GET
 	Progress   bool
 	Field      int    // the 1-based field to count; 0 means 4 (passenger_count)
@@ -114,11 +116,16 @@ func Run(ctx context.Context, o Options, stdin io.Reader, stdout io.Writer) erro
 		// The SDK keeps 10 idle connections per host by default; every job runs Streams GETs
 		// to the same endpoint, and a connection dropped after each part costs a handshake.
 		maxStreams := streamsFor(memAvailable(), o.Jobs)
-		conns := o.Jobs * max(o.Streams, maxStreams)
+		gets := o.GETs
+		if gets <= 0 {
+			gets = DefaultGETs
+		}
+		conns := min(o.Jobs*max(o.Streams, maxStreams), gets)
 		cfg.HTTPClient = awshttp.NewBuildableClient().WithTransportOptions(func(t *http.Transport) {
 			t.MaxIdleConnsPerHost = conns
 		})
-		c := &s3stream.Client{S3: awsconf.S3Reader(ctx, cfg), Bucket: bucket, PartSize: o.PartSize, Streams: o.Streams, MaxStreams: maxStreams}
+		c := &s3stream.Client{S3: awsconf.S3Reader(ctx, cfg), Bucket: bucket, PartSize: o.PartSize, Streams: o.Streams, MaxStreams: maxStreams,
+			GETs: semaphore.NewWeighted(int64(gets))}
 		w = &fromS3{o: o, c: c, prefix: prefix}
 		// On a spot instance EC2 warns of an interruption in the metadata: the orchestrator
 		// hears of it at once and moves this node's work elsewhere.
@@ -289,6 +296,11 @@ func countPlainFile(f *os.File, size int64, col count.Column) (*count.Counts, er
 	}
 	return &res.Counts, nil
 }
+
+// DefaultGETs is how many ranged GETs a node keeps in flight in all: a NIC fills with some 35
+// S3 connections, and each GET first waits for S3's first byte, so twice that and more keeps
+// it full while GETs end and start (bench/RESULTS.md, "network model").
+const DefaultGETs = 128
 
 // streamsFor is how many GETs in flight an object may have by default on a node with mem
 // bytes available (0: unknown) and jobs objects at once: each holds a buffer of

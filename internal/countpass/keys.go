@@ -281,13 +281,16 @@ func (s *fromS3) do(ctx context.Context, it nodejob.Item, progress *atomic.Int64
 	if !it.Whole() {
 		return s.countPiece(ctx, obj, it, progress)
 	}
+	// The format comes from a GET of the first bytes alone, beside the stream's first
+	// parts: a part is delivered whole, and one that waits its turn behind a node's other
+	// GETs would hold up a Parquet object, which reads other bytes.
 	stream := s.c.Open(ctx, obj)
 	defer stream.Close()
-	br := bufio.NewReaderSize(countingReader{stream, progress}, 64<<10)
-	head, err := br.Peek(decode.HeadSize)
-	if err != nil && err != io.EOF {
+	head := make([]byte, min(decode.HeadSize, obj.Size))
+	if _, err := s.c.ReaderAt(ctx, obj).ReadAt(head, 0); err != nil && err != io.EOF {
 		return stats{}, err
 	}
+	br := bufio.NewReaderSize(countingReader{stream, progress}, 64<<10)
 	format := decode.Detect(head)
 	path := filepath.Join(s.out(), filepath.FromSlash(key))
 	if format == decode.Parquet {

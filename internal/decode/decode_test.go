@@ -10,6 +10,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"sync/atomic"
 	"testing"
 
 	"github.com/klauspost/compress/gzip"
@@ -270,6 +271,40 @@ func TestParquetCSV(t *testing.T) {
 		if err != nil || !maps.Equal(res.Map(), parquetCounts(t, c.path)) {
 			t.Fatalf("%s: counts of the CSV %v differ from the Parquet's %v (%v)", c.header, res.Map(), parquetCounts(t, c.path), err)
 		}
+	}
+}
+
+// countingReaderAt counts the reads that reach the file.
+type countingReaderAt struct {
+	ra    io.ReaderAt
+	reads atomic.Int64
+}
+
+func (c *countingReaderAt) ReadAt(p []byte, off int64) (int, error) {
+	c.reads.Add(1)
+	return c.ra.ReadAt(p, off)
+}
+
+// TestParquetReadsAhead checks that counting a column reads the file in two rounds: its
+// tail with the footer, then every row group's chunk of the column at once (on S3 each
+// read waits for its first byte).
+func TestParquetReadsAhead(t *testing.T) {
+	var rows []tripInt
+	for i := range 5000 { // 5 row groups
+		n := int64(i % 4)
+		rows = append(rows, tripInt{VendorID: 1, PassengerCount: &n})
+	}
+	data, err := os.ReadFile(writeParquet(t, rows))
+	if err != nil {
+		t.Fatal(err)
+	}
+	src := &countingReaderAt{ra: bytes.NewReader(data)}
+	c, err := ParquetCounts(src, int64(len(data)), count.Passengers)
+	if err != nil || c.Rows != 5000 {
+		t.Fatalf("counted %d rows, %v", c.Rows, err)
+	}
+	if n := src.reads.Load(); n != 1+5 {
+		t.Errorf("%d reads of the file, want 6: the tail, then a chunk per row group", n)
 	}
 }
 

@@ -53,9 +53,10 @@ const (
 
 // S3Jobs is the least number of objects a node reads from S3 at once in the steps whose
 // work is that read (combined, download), whatever its cores: counting keeps up with a
-// node's network on one core, and its NIC fills only with some 35 S3 connections or more
-// (bench/RESULTS.md, "network model": the alternatives measured).
-const S3Jobs = 16
+// node's network on one core, its NIC fills only with some 35 S3 connections or more, and
+// with more objects open than its GETs in flight need (countpass.DefaultGETs), a GET that
+// ends is followed at once by the next object's (bench/RESULTS.md, "network model").
+const S3Jobs = 32
 
 // Jobs is how many items a node runs at once by default in step: its cores, and at least
 // S3Jobs in the steps that stream from S3 and count.

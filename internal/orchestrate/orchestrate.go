@@ -327,7 +327,7 @@ func (j *job) lock(ctx context.Context, nodes []*node, left *[]string) ([]*node,
 func (j *job) plan(ctx context.Context, nodes []*node, left *[]string) error {
 	var keys []schedule.Key
 	for _, o := range j.objs {
-		for _, it := range itemsOf(o, j.opts.Split) {
+		for _, it := range j.itemsOf(o) {
 			j.items[it.Result()] = it
 			size := it.End - it.Start
 			if it.Whole() {

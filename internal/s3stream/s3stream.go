@@ -19,6 +19,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/s3"
 	"github.com/aws/aws-sdk-go-v2/service/s3/types"
 	"github.com/aws/smithy-go"
+	"golang.org/x/sync/semaphore"
 )
 
 // ErrBadURL reports an --src that is not an s3://bucket[/prefix] URL with a valid bucket name.
@@ -81,6 +82,12 @@ type Client struct {
 	// MaxStreams caps the GETs in flight per object when Streams is 0 (a node short of
 	// memory for MaxStreams parts per object); 0 means MaxStreams.
 	MaxStreams int
+	// GETs, if set, bounds the GETs in flight over every object read at once, handed out
+	// first come, first served. An object's GETs end one by one, and its last ones run
+	// alone; with more objects open than the bound needs, each GET that ends lets one of
+	// the next object's start, so a node keeps the same number in flight from its first
+	// object to its last instead of in waves.
+	GETs *semaphore.Weighted
 }
 
 func (c *Client) maxStreams() int {
@@ -182,6 +189,20 @@ func (c *Client) get(ctx context.Context, obj Object, p []byte, off int64) error
 		err = fmt.Errorf("%w for %v, %d tries", err, c.stallTimeout(), tries)
 	}
 	return c.err(obj.Key, fmt.Errorf("reading bytes %d-%d: %w", off, off+int64(len(p))-1, err))
+}
+
+// getShared is get within the Client's GETs in flight: a GET holds its place only while it
+// runs (never while its part waits to be read), so objects read at once never wait on
+// each other for good.
+func (c *Client) getShared(ctx context.Context, obj Object, p []byte, off int64) error {
+	if c.GETs == nil {
+		return c.get(ctx, obj, p, off)
+	}
+	if err := c.GETs.Acquire(ctx, 1); err != nil {
+		return c.err(obj.Key, fmt.Errorf("reading bytes %d-%d: %w", off, off+int64(len(p))-1, err))
+	}
+	defer c.GETs.Release(1)
+	return c.get(ctx, obj, p, off)
 }
 
 // getOnce is one GET of bytes [off, off+len(p)), abandoned when no byte has come for the
@@ -313,7 +334,7 @@ func (c *Client) OpenRange(ctx context.Context, obj Object, start, end int64) io
 			r.wg.Add(1)
 			go func(off int64) {
 				defer r.wg.Done()
-				ch <- result{buf, c.get(ctx, obj, buf, off)}
+				ch <- result{buf, c.getShared(ctx, obj, buf, off)}
 			}(off)
 		}
 	}()

@@ -19,6 +19,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/s3"
 	"github.com/aws/smithy-go/middleware"
+	"golang.org/x/sync/semaphore"
 
 	"ec2kit/internal/awsconf"
 	"ec2kit/internal/cloudtest"
@@ -72,6 +73,20 @@ func TestStream(t *testing.T) {
 			t.Fatalf("range %v: %d bytes, %v; want %d", rg, len(got), err, len(want))
 		}
 	}
+	// Two objects read at once under one GET in flight in all: both whole, neither waits
+	// on the other for good (a GET ends without its data being read).
+	c.GETs = semaphore.NewWeighted(1)
+	r1, r2 := c.Open(ctx, obj), c.Open(ctx, obj)
+	if _, err := io.ReadFull(r2, make([]byte, 3000)); err != nil {
+		t.Fatal(err)
+	}
+	for _, r := range []io.ReadCloser{r1, r2} {
+		if _, err := io.ReadAll(r); err != nil {
+			t.Fatal(err)
+		}
+		r.Close()
+	}
+	c.GETs = nil
 	empty, err := c.Stat(ctx, "trip data/yellow-empty")
 	if err != nil {
 		t.Fatal(err)
