@@ -20,7 +20,7 @@ type args struct {
 	Field       int        `arg:"--field" placeholder:"N" help:"combined, count: count the Nth comma-separated field, from 1 [default: 4, passenger_count]"`
 	Column      string     `arg:"--column" placeholder:"NAME" help:"combined, count: count the column NAME of each object's header (Parquet: that column)"`
 	Cmd         string     `arg:"--cmd" help:"map: the command each item's bytes stream into (bash -c, in the job's working directory); its stdout is the item's result"`
-	Split       *pieceSize `arg:"--split" placeholder:"SIZE" help:"map, combined: cut plain-text objects larger than SIZE (e.g. 64MiB) into line-aligned pieces, each an item of its own; 0: whole objects [default: combined 64MiB, so that many nodes read a large object; map: 0]"`
+	Split       *pieceSize `arg:"--split" placeholder:"SIZE" help:"map, combined: cut plain-text objects larger than SIZE (e.g. 64MiB) into line-aligned pieces, each an item of its own; 0: whole objects [default: combined 16MiB, so that many nodes read a large object; map: 0]"`
 	Header      bool       `arg:"--header" help:"map: every piece after an object's first starts with the object's first line"`
 	Put         []string   `arg:"--put,separate" placeholder:"FILE" help:"map: copy FILE into the job's working directory on every node (repeatable)"`
 	Dst         string     `arg:"--dst" placeholder:"s3://BUCKET/PREFIX/" help:"map: also put every result (and the manifest) there; a re-run skips what is there (the nodes' instance profile must be allowed to write there: ec2-new --profile)"`
@@ -58,7 +58,7 @@ const examples = `  ids=$(ec2-new --num 4 --type i3en.2xlarge)
       --cmd 'python3 classify.py' --dst s3://b/out/
   merge --cat --header --from s3://b/out/ > out.csv
 
-combined counts a CSV object larger than --split (64MiB) in line-aligned pieces, each an item
+combined counts a CSV object larger than --split (16MiB) in line-aligned pieces, each an item
 of its own, so that a large object is read by many nodes at once and never makes the job's end
 alone; gzip, zstd and Parquet objects stay whole.
 

@@ -6,7 +6,6 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"fmt"
-	"hash/fnv"
 	"io"
 	"os"
 	"path/filepath"
@@ -68,7 +67,7 @@ func (j *job) splitObjects(ctx context.Context, c *s3stream.Client) error {
 		if o.Size <= size {
 			continue
 		}
-		n := len(j.pieces(o))
+		n := len(split.Plan(o.Size, size))
 		if n > maxParts {
 			return cli.Errorf(cli.ExitUsage, "--split %d would cut %q into %d pieces, more than %d: use a larger --split", size, o.Key, n, maxParts)
 		}
@@ -86,24 +85,13 @@ func (j *job) splitObjects(ctx context.Context, c *s3stream.Client) error {
 	return g.Wait()
 }
 
-// pieces cuts an object into its pieces: map's of equal size, for the command's sake;
-// combined's of varied sizes, which keep a node's link busy (split.Varied).
-func (j *job) pieces(o nodejob.Object) []split.Range {
-	if j.opts.Step == nodejob.Combined {
-		h := fnv.New64a()
-		h.Write([]byte(o.Key))
-		return split.Varied(o.Size, j.opts.Split, h.Sum64())
-	}
-	return split.Plan(o.Size, j.opts.Split)
-}
-
 // itemsOf returns an object's items: the whole object, or its pieces.
 func (j *job) itemsOf(o nodejob.Object) []nodejob.Item {
 	if o.Parts == 0 {
 		return []nodejob.Item{{Key: o.Key, Part: -1, End: o.Size, Size: o.Size, ETag: o.ETag}}
 	}
 	var its []nodejob.Item
-	for _, r := range j.pieces(o) {
+	for _, r := range split.Plan(o.Size, j.opts.Split) {
 		its = append(its, nodejob.Item{Key: o.Key, Part: r.Part, Start: r.Start, End: r.End, Size: o.Size, ETag: o.ETag})
 	}
 	return its

@@ -29,10 +29,11 @@ import (
 
 // CombinedPieceSize is combined's default --split. A large object read by one node caps the
 // job at that node's share of S3 (at most s3stream.MaxStreams GETs), whatever the other
-// nodes do, and its end makes the job's tail; in pieces, every node reads some of it. Smaller
-// pieces cost a request for the header and a result file each (bench/RESULTS.md, "network
-// model").
-const CombinedPieceSize = 64 << 20
+// nodes do, and its end makes the job's tail; in pieces, every node reads some of it. Small
+// pieces also leave items to hand out after every node's window is full, so that nodes end
+// together, and make the last GETs short; each costs a request for the header and a result
+// file (bench/RESULTS.md, "network model": the sizes measured).
+const CombinedPieceSize = 16 << 20
 
 // Options are orchestrate's flags.
 type Options struct {

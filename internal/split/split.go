@@ -14,7 +14,6 @@ import (
 	"fmt"
 	"io"
 	"io/fs"
-	"math"
 )
 
 // Range is one piece of an object: Part counts from 0 in offset order, and the piece owns the
@@ -43,40 +42,6 @@ func Plan(size, pieceSize int64) []Range {
 		end := start + q
 		if int64(i) < rem {
 			end++
-		}
-		ranges[i] = Range{Part: i, Start: start, End: end}
-		start = end
-	}
-	return ranges
-}
-
-// Varied cuts an object of size bytes into contiguous ranges of varied sizes, from about a
-// quarter of pieceSize to pieceSize, in an order that seed shifts. Pieces of one size that
-// start together end together, and a reader that starts them over all at once leaves its
-// link idle while each new request waits for its first byte; pieces of many sizes end at
-// many times. An object of at most pieceSize bytes is one piece, as with Plan.
-func Varied(size, pieceSize int64, seed uint64) []Range {
-	if size <= pieceSize {
-		return Plan(size, pieceSize)
-	}
-	// Sizes from half of pieceSize to all of it, spread by the golden ratio (any stretch
-	// of the sequence covers the interval evenly), then scaled down to sum to size.
-	var want []float64
-	var sum float64
-	for i := seed; sum < float64(size); i++ {
-		_, f := math.Modf(float64(i%1e6) * 0.6180339887498949)
-		want = append(want, (0.5+0.5*f)*float64(pieceSize))
-		sum += want[len(want)-1]
-	}
-	scale := float64(size) / sum
-	ranges := make([]Range, len(want))
-	var start int64
-	var acc float64
-	for i, w := range want {
-		acc += w * scale
-		end := min(int64(acc), size)
-		if i == len(want)-1 {
-			end = size
 		}
 		ranges[i] = Range{Part: i, Start: start, End: end}
 		start = end
