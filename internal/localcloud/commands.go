@@ -88,9 +88,6 @@ type Boot struct {
 }
 
 func (u Up) run(ctx context.Context, c Cloud) error {
-	if err := needRoot("localcloud up"); err != nil {
-		return err
-	}
 	if _, ok := netmodel.Models[u.Net]; u.Net != "" && !ok {
 		return cli.Errorf(cli.ExitUsage, "--net %q: the models are: %s", u.Net, strings.Join(slices.Sorted(maps.Keys(netmodel.Models)), ", "))
 	}
@@ -103,6 +100,9 @@ func (u Up) run(ctx context.Context, c Cloud) error {
 			return cli.Errorf(cli.ExitUsage, "--ssh-rtt %v: must not be negative", *u.SSHRTT)
 		}
 		serveArgs = append(serveArgs, "--ssh-rtt", u.SSHRTT.String())
+	}
+	if err := needRoot("localcloud up"); err != nil {
+		return err
 	}
 	unlock, err := c.lock()
 	if err != nil {
