@@ -29,6 +29,7 @@ const examples = `  localcloud up
   localcloud fault i-0123456789abcdef0 hang
   localcloud fault i-0123456789abcdef0 interrupt --notice 10s
   localcloud up --net ec2 && localcloud fault i-0123456789abcdef0 slow --nic 0.5
+  localcloud up --net ec2 --ssh-rtt 1.92s   # SSH as from a laptop 60 ms from the region
   localcloud down`
 
 func main() {

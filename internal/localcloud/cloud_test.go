@@ -61,6 +61,30 @@ func TestSDKSeesTheCloud(t *testing.T) {
 	}
 }
 
+// dialHost connects to instance id at ip as user, pinning the host key the cloud published,
+// trying until deadline.
+func dialHost(t *testing.T, signer ssh.Signer, user, id, ip string, deadline time.Time) *ssh.Client {
+	t.Helper()
+	hostKeyFile := filepath.Join(os.Getenv(cloudtest.EnvVar), "hostkeys", id+".pub")
+	var err error
+	for time.Now().Before(deadline) {
+		time.Sleep(50 * time.Millisecond)
+		var pin []byte
+		if pin, err = os.ReadFile(hostKeyFile); err != nil {
+			continue
+		}
+		want, _, _, _, _ := ssh.ParseAuthorizedKey(pin)
+		var client *ssh.Client
+		client, err = ssh.Dial("tcp", ip+":22", &ssh.ClientConfig{User: user, Auth: []ssh.AuthMethod{ssh.PublicKeys(signer)},
+			HostKeyCallback: ssh.FixedHostKey(want), Timeout: 2 * time.Second})
+		if err == nil {
+			return client
+		}
+	}
+	t.Fatalf("no SSH on %s (%s) in time: %v", ip, id, err)
+	return nil
+}
+
 // A launched instance becomes an SSH host within ~2 s, in its own PID and UTS namespaces
 // with the key pair's key, and refuses connections within ~2 s of its termination.
 func TestHostLifecycle(t *testing.T) {
@@ -89,21 +113,7 @@ func TestHostLifecycle(t *testing.T) {
 	id, ip := aws.ToString(run.Instances[0].InstanceId), aws.ToString(run.Instances[0].PrivateIpAddress)
 	defer c.TerminateInstances(ctx, &ec2.TerminateInstancesInput{InstanceIds: []string{id}})
 
-	hostKeyFile := filepath.Join(os.Getenv(cloudtest.EnvVar), "hostkeys", id+".pub")
-	var client *ssh.Client
-	for client == nil {
-		if time.Since(start) > 5*time.Second {
-			t.Fatalf("no SSH on %s after 5s: %v", ip, err)
-		}
-		time.Sleep(50 * time.Millisecond)
-		var pin []byte
-		if pin, err = os.ReadFile(hostKeyFile); err != nil {
-			continue
-		}
-		want, _, _, _, _ := ssh.ParseAuthorizedKey(pin)
-		client, err = ssh.Dial("tcp", ip+":22", &ssh.ClientConfig{User: "ubuntu", Auth: []ssh.AuthMethod{ssh.PublicKeys(signer)},
-			HostKeyCallback: ssh.FixedHostKey(want), Timeout: 2 * time.Second})
-	}
+	client := dialHost(t, signer, "ubuntu", id, ip, start.Add(5*time.Second))
 	t.Logf("launch to SSH session: %v", time.Since(start).Round(time.Millisecond))
 	sess, err := client.NewSession()
 	if err != nil {

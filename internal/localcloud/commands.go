@@ -49,7 +49,8 @@ func Dispatch(ctx context.Context, name string, cmds ...Command) error {
 
 // Up starts the cloud.
 type Up struct {
-	Net string `arg:"--net" placeholder:"MODEL" help:"shape the network between S3 and the instances like EC2's, scaled down (ec2: an i3en.2xlarge's NIC and S3's per-connection rate, 1/32; see localcloud status) [default: unshaped loopback]"`
+	Net    string         `arg:"--net" placeholder:"MODEL" help:"shape the network between S3 and the instances like EC2's, scaled down (ec2: an i3en.2xlarge's NIC and S3's per-connection rate, 1/32, and an operator in the region; see localcloud status) [default: unshaped loopback]"`
+	SSHRTT *time.Duration `arg:"--ssh-rtt" placeholder:"DUR" help:"with --net: the round trip between this machine and the instances' sshd, at the model's scale (ec2: 32ms, 1 ms on EC2; a laptop 60 ms away: 1.92s; 0: loopback's)"`
 }
 
 // Down stops it.
@@ -77,7 +78,8 @@ type Fault struct {
 
 // Serve is the supervisor (started by up inside the namespace).
 type Serve struct {
-	Net string `arg:"--net"`
+	Net    string         `arg:"--net"`
+	SSHRTT *time.Duration `arg:"--ssh-rtt"`
 }
 
 // Boot is an instance sandbox's init (started by the supervisor).
@@ -86,11 +88,21 @@ type Boot struct {
 }
 
 func (u Up) run(ctx context.Context, c Cloud) error {
-	if err := needRoot("localcloud up"); err != nil {
-		return err
-	}
 	if _, ok := netmodel.Models[u.Net]; u.Net != "" && !ok {
 		return cli.Errorf(cli.ExitUsage, "--net %q: the models are: %s", u.Net, strings.Join(slices.Sorted(maps.Keys(netmodel.Models)), ", "))
+	}
+	serveArgs := []string{"--net", u.Net}
+	if u.SSHRTT != nil {
+		if u.Net == "" {
+			return cli.Errorf(cli.ExitUsage, "--ssh-rtt: only with --net (without a model, SSH is loopback's)")
+		}
+		if *u.SSHRTT < 0 {
+			return cli.Errorf(cli.ExitUsage, "--ssh-rtt %v: must not be negative", *u.SSHRTT)
+		}
+		serveArgs = append(serveArgs, "--ssh-rtt", u.SSHRTT.String())
+	}
+	if err := needRoot("localcloud up"); err != nil {
+		return err
 	}
 	unlock, err := c.lock()
 	if err != nil {
@@ -101,7 +113,7 @@ func (u Up) run(ctx context.Context, c Cloud) error {
 		fmt.Fprintf(os.Stderr, "localcloud: the local cloud %q is already up; `eval \"$(localcloud env)\"` or `localcloud run -- CMD`\n", c.Name)
 		return nil
 	}
-	if err := c.start(ctx, u.Net); err != nil {
+	if err := c.start(ctx, serveArgs); err != nil {
 		return err
 	}
 	fmt.Fprintf(os.Stderr, "localcloud: the local cloud %q is up (network namespace %s, state in %s)\n"+
@@ -127,9 +139,9 @@ func (c Cloud) lock() (func(), error) {
 	return func() { f.Close() }, nil
 }
 
-// start creates the namespace and the supervisor, and waits until the supervisor says the
-// cloud is ready; on failure it removes everything it made.
-func (c Cloud) start(ctx context.Context, model string) (err error) {
+// start creates the namespace and the supervisor (serve with serveArgs), and waits until
+// the supervisor says the cloud is ready; on failure it removes everything it made.
+func (c Cloud) start(ctx context.Context, serveArgs []string) (err error) {
 	for _, tool := range []string{"ip", "nsenter", "/usr/sbin/sshd", "useradd"} {
 		if _, err := exec.LookPath(tool); err != nil {
 			return cli.WithHint(cli.Errorf(cli.ExitLocal, "%s is missing", tool), "run scripts/setup")
@@ -167,7 +179,7 @@ func (c Cloud) start(ctx context.Context, model string) (err error) {
 		return cli.Errorf(cli.ExitLocal, "%v", err)
 	}
 	defer ready.Close()
-	cmd := exec.Command("nsenter", "--net="+c.NetNS(), "--", self, "--name", c.Name, "serve", "--net", model)
+	cmd := exec.Command("nsenter", append([]string{"--net=" + c.NetNS(), "--", self, "--name", c.Name, "serve"}, serveArgs...)...)
 	cmd.Stdout, cmd.Stderr = logf, logf
 	cmd.ExtraFiles = []*os.File{readyW}
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setsid: true}
@@ -354,7 +366,7 @@ func (f Fault) run(ctx context.Context, c Cloud) error {
 	return nil
 }
 
-func (sv Serve) run(ctx context.Context, c Cloud) error { return serve(ctx, c, sv.Net) }
+func (sv Serve) run(ctx context.Context, c Cloud) error { return serve(ctx, c, sv.Net, sv.SSHRTT) }
 
 func (b Boot) run(ctx context.Context, c Cloud) error {
 	if code := sandbox.Boot(b.Dir); code != sandbox.ExitKilled {

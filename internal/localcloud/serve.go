@@ -48,17 +48,22 @@ type status struct {
 	Pid      int
 	Services []service
 	Hosts    []watcher.HostStatus
+	Net      *netmodel.Model `json:",omitempty"` // the network model in force, if any
 }
 
 // serve is the supervisor, running inside the namespace. It tells `up` on fd 3 whether the
 // cloud came up ("ok" or "error: why"), then runs until SIGTERM and takes everything down.
-func serve(ctx context.Context, c Cloud, model string) error {
+// sshRTT, when set, replaces the model's SSH round trip.
+func serve(ctx context.Context, c Cloud, model string, sshRTT *time.Duration) error {
 	ready := os.NewFile(3, "ready")
 	log.SetPrefix("serve: ")
 	ctx, stop := signal.NotifyContext(ctx, syscall.SIGTERM, syscall.SIGINT)
 	defer stop()
 	s := &supervisor{c: c}
 	if m, ok := netmodel.Models[model]; ok {
+		if sshRTT != nil {
+			m.SSHRTT = *sshRTT
+		}
 		s.net = &netmodel.Shaper{Model: m, Dev: "lo"}
 		defer s.net.Close()
 	}
@@ -162,14 +167,29 @@ func (s *supervisor) start(ctx context.Context) (*watcher.Watcher, error) {
 	w := &watcher.Watcher{
 		Cloud: &watcher.EC2{Client: ec2c, Env: envOf, Hide: []string{c.DiskDir()}, AWSCLI: awscli},
 		Boot: func(spec sandbox.Spec) (watcher.Host, error) {
+			relaySSH := s.net != nil && s.net.Model.SSHRTT > 0
 			if s.net != nil {
 				if err := s.net.AddInstance(spec.IP); err != nil {
 					return nil, err
 				}
 			}
+			if relaySSH {
+				// sshd moves aside: the instance's address is the delay line's.
+				sshd, err := netmodel.SSHD(spec.IP)
+				if err != nil {
+					return nil, err
+				}
+				spec.SSHD = sshd
+			}
 			h, err := sandbox.Start("/proc/self/exe", instanceDir(c, spec.ID), spec)
 			if err != nil {
 				return nil, err
+			}
+			if relaySSH {
+				if err := s.net.RelaySSH(spec.IP, h.Done()); err != nil {
+					h.Kill()
+					return nil, err
+				}
 			}
 			if err := copyFile(sandbox.HostKeyFile(h.Dir), c.hostKeyFile(spec.ID)); err != nil {
 				h.Kill()
@@ -423,8 +443,9 @@ func (s *supervisor) control(ctx context.Context, w *watcher.Watcher, md *metada
 		return err
 	}
 	network := "loopback, unshaped (localcloud up --net ec2: a network like EC2's)"
+	var model *netmodel.Model
 	if s.net != nil {
-		network = s.net.Model.String()
+		network, model = s.net.Model.String(), &s.net.Model
 	}
 	mux := http.NewServeMux()
 	mux.HandleFunc("GET /status", func(rw http.ResponseWriter, r *http.Request) {
@@ -435,7 +456,7 @@ func (s *supervisor) control(ctx context.Context, w *watcher.Watcher, md *metada
 			{"metadata", "IMDSv2 at http://<instance address>:" + imdsPort + "/ (each instance's AWS_EC2_METADATA_SERVICE_ENDPOINT)"},
 			{"watcher", "polls EC2 every 300ms"},
 			{"network", network},
-		}, Hosts: w.Status()})
+		}, Hosts: w.Status(), Net: model})
 	})
 	mux.HandleFunc("POST /fault", func(rw http.ResponseWriter, r *http.Request) {
 		id, mode := r.URL.Query().Get("id"), r.URL.Query().Get("mode")

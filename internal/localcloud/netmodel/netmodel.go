@@ -1,14 +1,16 @@
 // Package netmodel shapes the local cloud's loopback like EC2's network between S3 and the
 // instances, slowed down so that one machine can hold a fleet: each instance's NIC rate
 // (an HTB class), the rate of one S3 connection (an HTB leaf per connection under it: a
-// u32 hash on the connection's port spreads them over 256 leaves), and S3's time to first
-// byte. Instances share the cloud's network namespace, so what tells their traffic apart is
-// the address they reach S3 at: instance 127.1.X.Y reads S3 at its own alias 127.2.X.Y
-// (Alias), and what is sent from that alias is that instance's. The rates are real kernel
-// shaping with tc inside the cloud's namespace; the tools see nothing of it but the rates.
+// u32 hash on the connection's port spreads them over 256 leaves), S3's time to first byte,
+// and the round trip between the operator and each instance's sshd. Instances share the
+// cloud's network namespace, so what tells their traffic apart is the address they reach
+// S3 at: instance 127.1.X.Y reads S3 at its own alias 127.2.X.Y (Alias), and what is sent
+// from that alias is that instance's. The rates are real kernel shaping with tc inside the
+// cloud's namespace; the tools see nothing of it but the rates.
 // (fq's per-flow maxrate and netem's delay would be the usual tools; this machine's kernel
-// has neither: CONFIG_NET_SCH_FQ and CONFIG_NET_SCH_NETEM are unset. So the latency is
-// a reverse proxy on each alias that holds each request back before passing it to S3.)
+// has neither: CONFIG_NET_SCH_FQ and CONFIG_NET_SCH_NETEM are unset. So the latencies are
+// relays: a reverse proxy on each alias that holds each request back before passing it to
+// S3, and a delay line on each instance's SSH port, in front of its sshd.)
 package netmodel
 
 import (
@@ -28,6 +30,7 @@ type Model struct {
 	NIC     int64         // bytes/s into one instance
 	Conn    int64         // bytes/s on one S3 connection
 	Latency time.Duration // S3's time to first byte, on every request
+	SSHRTT  time.Duration // round trip between the operator and an instance's sshd; 0: loopback's
 	Scale   int           // rates are 1/Scale of EC2's, times Scale times EC2's
 	About   string        // what it stands for
 }
@@ -38,12 +41,16 @@ type Model struct {
 // to S3's first byte (0.96 s here), so that a part of a given size spends the same share of
 // its time waiting. At this scale four nodes take 390 MB/s in all, about half of what this
 // two-core machine's S3 server and counting move (830 MB/s measured), so the model, not the
-// machine, is what the rows measure.
+// machine, is what the rows measure. The operator (orchestrate, ec2-ssh) runs on an EC2
+// instance in the fleet's region, about 1 ms of round trip from each instance (0.1-0.5 ms
+// within a zone, around 1 ms across zones: 32 ms here), so that a command's round trips
+// weigh against the work it starts as they do there.
 var EC2 = Model{
 	Name:    "ec2",
 	NIC:     25e9 / 8 / 32,
 	Conn:    90e6 / 32,
 	Latency: 30 * time.Millisecond * 32,
+	SSHRTT:  time.Millisecond * 32,
 	Scale:   32,
 	About:   "i3en.2xlarge + S3, 32 times slower",
 }
@@ -52,8 +59,8 @@ var EC2 = Model{
 var Models = map[string]Model{EC2.Name: EC2}
 
 func (m Model) String() string {
-	return fmt.Sprintf("%s (%s): NIC %s/s per instance, %s/s per S3 connection, S3 first byte after %v",
-		m.Name, m.About, mb(m.NIC), mb(m.Conn), m.Latency)
+	return fmt.Sprintf("%s (%s): NIC %s/s per instance, %s/s per S3 connection, S3 first byte after %v, SSH round trip %v",
+		m.Name, m.About, mb(m.NIC), mb(m.Conn), m.Latency, m.SSHRTT)
 }
 
 func mb(b int64) string { return fmt.Sprintf("%.1f MB", float64(b)/1e6) }
@@ -68,16 +75,25 @@ type Shaper struct {
 	mu     sync.Mutex
 	have   map[string]int // alias -> its index
 	fronts []*front
+	lines  map[*delayLine]bool // the instances' SSH delay lines
+	closed bool
 }
 
 // Alias is the address instance ip reads S3 at: 127.2.X.Y for 127.1.X.Y.
-func Alias(ip string) (string, error) {
+func Alias(ip string) (string, error) { return sibling(ip, 2) }
+
+// SSHD is where instance ip's sshd listens when the model has an SSH round trip: 127.3.X.Y
+// for 127.1.X.Y, behind a delay line at ip:22 (RelaySSH).
+func SSHD(ip string) (string, error) { return sibling(ip, 3) }
+
+// sibling is instance address 127.1.X.Y's counterpart 127.N.X.Y.
+func sibling(ip string, n byte) (string, error) {
 	a, err := netip.ParseAddr(ip)
 	if b := a.As4(); err != nil || !a.Is4() || b[0] != 127 || b[1] != 1 {
 		return "", fmt.Errorf("netmodel: %q is not an instance address (127.1.X.Y)", ip)
 	}
 	b := a.As4()
-	return netip.AddrFrom4([4]byte{127, 2, b[2], b[3]}).String(), nil
+	return netip.AddrFrom4([4]byte{127, n, b[2], b[3]}).String(), nil
 }
 
 // Classes: the root HTB is 1:, unshaped traffic goes to 1:fffe. The i-th instance shaped
@@ -142,7 +158,61 @@ func (s *Shaper) AddInstance(ip string) error {
 	return nil
 }
 
-// Close stops the instances' S3 fronts.
+// RelaySSH puts the sshd of the instance at ip, which listens at SSHD(ip), behind a delay
+// line of the model's SSH round trip at ip:22, from when that sshd answers until done is
+// closed (the host ended). Before and after, ip:22 refuses connections, as it does without
+// the model while a host boots or once it is gone; the connections relayed end with sshd's.
+func (s *Shaper) RelaySSH(ip string, done <-chan struct{}) error {
+	sshd, err := SSHD(ip)
+	if err != nil {
+		return err
+	}
+	go func() {
+		tick := time.NewTicker(20 * time.Millisecond)
+		defer tick.Stop()
+		var d *delayLine
+		for d == nil {
+			select {
+			case <-done:
+				return
+			case <-tick.C:
+			}
+			if c, err := net.DialTimeout("tcp", sshd+":22", time.Second); err == nil {
+				c.Close()
+				// This fails while the line of the host's previous boot is closing: the
+				// next tick tries again.
+				d, _ = listenDelay(ip+":22", sshd+":22", s.Model.SSHRTT)
+			}
+		}
+		defer d.close()
+		if !s.addLine(d, true) {
+			return
+		}
+		<-done
+		s.addLine(d, false)
+	}()
+	return nil
+}
+
+// addLine records (or, with false, forgets) delay line d; false when the shaper is closed.
+func (s *Shaper) addLine(d *delayLine, add bool) bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.closed {
+		return false
+	}
+	if s.lines == nil {
+		s.lines = map[*delayLine]bool{}
+	}
+	if add {
+		s.lines[d] = true
+	} else {
+		delete(s.lines, d)
+	}
+	return true
+}
+
+// Close stops the instances' S3 fronts and SSH delay lines.
 func (s *Shaper) Close() {
 	s.mu.Lock()
 	defer s.mu.Unlock()
@@ -150,6 +220,10 @@ func (s *Shaper) Close() {
 		f.close()
 	}
 	s.fronts = nil
+	for d := range s.lines {
+		d.close()
+	}
+	s.lines, s.closed = nil, true
 }
 
 // SetNIC sets the NIC rate of the instance at ip to frac of the model's (1 restores it).

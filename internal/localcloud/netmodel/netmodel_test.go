@@ -14,9 +14,10 @@ import (
 	"time"
 )
 
-// The shaping test changes lo's qdisc: it runs only in a network namespace of its own,
-// made for it (scripts/test: ip netns exec ec2kit-nettest), never in a cloud's.
-func shaper(t *testing.T) *Shaper {
+// The shaping test changes lo's qdisc, and the SSH test takes instance addresses' port 22:
+// they run only in a network namespace of their own, made for them (scripts/test: ip netns
+// exec ec2kit-nettest), never in a cloud's.
+func ownNamespace(t *testing.T) {
 	if os.Getenv("EC2KIT_NETMODEL_TEST") == "" {
 		t.Skip("shapes lo: run with EC2KIT_NETMODEL_TEST=1 inside a network namespace of its own (scripts/test does)")
 	}
@@ -24,6 +25,10 @@ func shaper(t *testing.T) *Shaper {
 	if err != nil || len(ifs) != 1 || ifs[0].Name != "lo" {
 		t.Fatalf("not a namespace with only lo: %v %v", ifs, err)
 	}
+}
+
+func shaper(t *testing.T) *Shaper {
+	ownNamespace(t)
 	// A server standing in for S3: GET /N sends N bytes.
 	l, err := net.Listen("tcp", "127.0.0.1:0") // the aliases get fronts at its port
 	if err != nil {
@@ -146,5 +151,92 @@ func TestShaping(t *testing.T) {
 	near(t, "the slowed instance restored", rate(t, s, []string{"127.1.0.5"}, conns), float64(m.NIC))
 	if err := s.SetNIC("127.1.0.9", 0.5); err == nil {
 		t.Error("SetNIC of an instance never shaped succeeded")
+	}
+}
+
+// An instance's SSH port is a delay line once its sshd (at SSHD) answers, and refuses again
+// once the host ends; a second boot gets a line again. (Here an echo server stands in for
+// sshd: the cloud's tests go through a real one.)
+func TestRelaySSH(t *testing.T) {
+	ownNamespace(t)
+	const ip = "127.1.0.7"
+	m := EC2
+	m.SSHRTT = 100 * time.Millisecond
+	s := &Shaper{Model: m}
+	defer s.Close()
+	refuses := func(within time.Duration) bool {
+		for end := time.Now().Add(within); ; time.Sleep(10 * time.Millisecond) {
+			c, err := net.Dial("tcp", ip+":22")
+			if err != nil {
+				return true
+			}
+			c.Close()
+			if time.Now().After(end) {
+				return false
+			}
+		}
+	}
+	for boot := range 2 {
+		done := make(chan struct{})
+		if err := s.RelaySSH(ip, done); err != nil {
+			t.Fatal(err)
+		}
+		time.Sleep(100 * time.Millisecond)
+		if !refuses(0) {
+			t.Fatalf("boot %d: %s:22 accepts before sshd is up", boot, ip)
+		}
+		sshd, _ := SSHD(ip)
+		l, err := net.Listen("tcp", sshd+":22")
+		if err != nil {
+			t.Fatal(err)
+		}
+		var mu sync.Mutex
+		var conns []net.Conn // the line's probes, and what it relays
+		go func() {
+			for {
+				c, err := l.Accept()
+				if err != nil {
+					return
+				}
+				mu.Lock()
+				conns = append(conns, c)
+				mu.Unlock()
+				go io.Copy(c, c)
+			}
+		}()
+		var c net.Conn
+		for end := time.Now().Add(2 * time.Second); c == nil; time.Sleep(10 * time.Millisecond) {
+			if c, err = net.Dial("tcp", ip+":22"); err != nil && time.Now().After(end) {
+				t.Fatalf("boot %d: no line on %s:22 2s after sshd came up: %v", boot, ip, err)
+			}
+		}
+		for i := range 3 {
+			start := time.Now()
+			c.Write([]byte("x"))
+			if _, err := io.ReadFull(c, make([]byte, 1)); err != nil {
+				t.Fatal(err)
+			}
+			took := time.Since(start)
+			t.Logf("boot %d, exchange %d: %v (round trip %v)", boot, i, took, m.SSHRTT)
+			if i > 0 && (took < m.SSHRTT*8/10 || took > 2*m.SSHRTT) {
+				t.Errorf("boot %d: exchange took %v: want about %v", boot, took, m.SSHRTT)
+			}
+		}
+		// The host ends: its sshd's connections end, so do the relayed ones, and the address
+		// refuses.
+		l.Close()
+		mu.Lock()
+		for _, c := range conns {
+			c.Close()
+		}
+		mu.Unlock()
+		if _, err := c.Read(make([]byte, 1)); err != io.EOF {
+			t.Errorf("boot %d: the relayed connection read %v after sshd ended: want EOF", boot, err)
+		}
+		c.Close()
+		close(done)
+		if !refuses(time.Second) {
+			t.Errorf("boot %d: %s:22 still accepts a second after the host ended", boot, ip)
+		}
 	}
 }

@@ -59,7 +59,7 @@ func Boot(dir string) int {
 		log.Printf("boot failed: %v", err)
 		return ExitCrashed
 	}
-	log.Printf("%s up: sshd on %s:22 for %s", spec.ID, spec.IP, spec.User)
+	log.Printf("%s up: sshd on %s:22 for %s", spec.ID, spec.sshd(), spec.User)
 	startPerBoot(spec)
 	userData = startUserData(spec)
 	var shutdown shutdownTimer
@@ -237,7 +237,7 @@ func configure(spec Spec) error {
 func sshdConf(spec Spec) string {
 	var b strings.Builder
 	fmt.Fprintf(&b, "# ec2kit local cloud: instance %s\n", spec.ID)
-	fmt.Fprintf(&b, "ListenAddress %s:22\nHostKey %s\n", spec.IP, hostKeyPath)
+	fmt.Fprintf(&b, "ListenAddress %s:22\nHostKey %s\n", spec.sshd(), hostKeyPath)
 	b.WriteString(`PasswordAuthentication no
 KbdInteractiveAuthentication no
 PubkeyAuthentication yes
@@ -254,6 +254,14 @@ Subsystem sftp internal-sftp
 		fmt.Fprintf(&b, "SetEnv %s\n", strings.Join(spec.Env, " "))
 	}
 	return b.String()
+}
+
+// sshd is the address sshd listens on.
+func (s Spec) sshd() string {
+	if s.SSHD != "" {
+		return s.SSHD
+	}
+	return s.IP
 }
 
 func powerScript(sig string) string {

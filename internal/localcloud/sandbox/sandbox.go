@@ -39,6 +39,7 @@ type Spec struct {
 	Env           []string // KEY=VALUE for every session and the user data
 	Hide          []string // host directories the instance must not see (state of the cloud)
 	AWSCLI        string   // host directory of a Python venv with the aws CLI (see awscliDir)
+	SSHD          string   // where sshd listens (port 22) if not at IP (the network model's delay line is there)
 }
 
 // Hostname is the EC2-style host name of an address: ip-127-1-0-4.
