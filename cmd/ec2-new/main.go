@@ -30,6 +30,7 @@ type args struct {
 	Wait     time.Duration  `arg:"--wait" default:"5m" help:"how long to wait until every instance is ready"`
 	NoWait   bool           `arg:"--no-wait" help:"print the ids as soon as EC2 accepts the launch"`
 	Private  bool           `arg:"--private" help:"reach the instances on their private addresses"`
+	Timeout  time.Duration  `arg:"--connect-timeout" default:"10s" placeholder:"DURATION" help:"limit for TCP connect + SSH handshake + auth while waiting for the instances"`
 	cli.VersionFlag
 }
 
@@ -56,6 +57,6 @@ func main() {
 	cli.Main(&a, "ec2-new: launch N instances and wait until each accepts SSH", examples, func(ctx context.Context) error {
 		return launch.Run(ctx, launch.Options{Name: a.Name, Num: a.Num, Min: a.Min, Type: a.Type, AMI: a.AMI, User: a.User, Spot: a.Spot,
 			Subnets: a.Subnet, VPC: a.VPC, Init: a.Init, InitOkFail: a.InitOK, Gigs: a.Gigs, Tags: a.Tag, TTL: a.TTL,
-			Shutdown: a.Shutdown, Profile: a.Profile, Wait: a.Wait, NoWait: a.NoWait, Private: a.Private, Join: a.Join})
+			Shutdown: a.Shutdown, Profile: a.Profile, Wait: a.Wait, NoWait: a.NoWait, Private: a.Private, ConnectTimeout: a.Timeout, Join: a.Join})
 	})
 }

@@ -30,6 +30,7 @@ const examples = `  localcloud up
   localcloud fault i-0123456789abcdef0 interrupt --notice 10s
   localcloud up --net ec2 && localcloud fault i-0123456789abcdef0 slow --nic 0.5
   localcloud up --net ec2 --ssh-rtt 1.92s   # SSH as from a laptop 60 ms from the region
+  localcloud up --net ec2 --scale 64        # 64 times slower than EC2: more nodes fit
   localcloud down`
 
 func main() {

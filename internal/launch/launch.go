@@ -290,7 +290,7 @@ func (l *launcher) wait(ctx context.Context, ids []string, o Options) error {
 	defer cancel()
 	insts, err := l.fleet.WaitRunning(wctx, ids)
 	if err == nil {
-		_, err = Ready(wctx, insts, hosts.Conn{Private: o.Private}, !o.InitOkFail, l.log)
+		_, err = Ready(wctx, insts, hosts.Conn{Private: o.Private, ConnectTimeout: o.ConnectTimeout}, !o.InitOkFail, l.log)
 	}
 	if err != nil && ctx.Err() != nil {
 		return cli.Errorf(cli.ExitInterrupted, "interrupted while waiting")

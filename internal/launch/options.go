@@ -18,26 +18,27 @@ import (
 
 // Options are ec2-new's arguments.
 type Options struct {
-	Name       string         // Name tag of every instance; generated when empty
-	Num        int            // how many instances
-	Min        int            // accept a fleet of at least this many when Num cannot be had; 0: Num
-	Type       string         // instance type, or several, comma-separated, tried in order
-	AMI        string         // al2023, ubuntu, debian or ami-…
-	User       string         // login user; default: the image's
-	Spot       bool           // one-time spot instances, terminated on interruption
-	Subnets    []string       // subnets to try, in order
-	VPC        string         // else the subnets of this VPC
-	Init       string         // script run as root at boot, or the name of a file holding it
-	InitOkFail bool           // a failing Init does not fail the launch
-	Gigs       int            // root volume size; 0 keeps the image's
-	Tags       []string       // extra key=value tags
-	TTL        *time.Duration // power off after this long; nil: never
-	Shutdown   string         // what a poweroff on the instance does: ShutdownTerminate (default) or ShutdownStop
-	Profile    string         // IAM instance profile name or ARN, NoProfile, or "" for NodeProfile
-	Wait       time.Duration  // bound on waiting until every instance is ready
-	NoWait     bool           // print the ids as soon as EC2 accepted the launch
-	Private    bool           // reach instances on their private addresses
-	Join       bool           // add to an existing fleet of this name
+	Name           string         // Name tag of every instance; generated when empty
+	Num            int            // how many instances
+	Min            int            // accept a fleet of at least this many when Num cannot be had; 0: Num
+	Type           string         // instance type, or several, comma-separated, tried in order
+	AMI            string         // al2023, ubuntu, debian or ami-…
+	User           string         // login user; default: the image's
+	Spot           bool           // one-time spot instances, terminated on interruption
+	Subnets        []string       // subnets to try, in order
+	VPC            string         // else the subnets of this VPC
+	Init           string         // script run as root at boot, or the name of a file holding it
+	InitOkFail     bool           // a failing Init does not fail the launch
+	Gigs           int            // root volume size; 0 keeps the image's
+	Tags           []string       // extra key=value tags
+	TTL            *time.Duration // power off after this long; nil: never
+	Shutdown       string         // what a poweroff on the instance does: ShutdownTerminate (default) or ShutdownStop
+	Profile        string         // IAM instance profile name or ARN, NoProfile, or "" for NodeProfile
+	Wait           time.Duration  // bound on waiting until every instance is ready
+	NoWait         bool           // print the ids as soon as EC2 accepted the launch
+	Private        bool           // reach instances on their private addresses
+	ConnectTimeout time.Duration  // per SSH connection while waiting for the instances (0: sshx's default)
+	Join           bool           // add to an existing fleet of this name
 
 	generated bool // the name was made up by check
 }

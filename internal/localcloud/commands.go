@@ -51,6 +51,7 @@ func Dispatch(ctx context.Context, name string, cmds ...Command) error {
 type Up struct {
 	Net    string         `arg:"--net" placeholder:"MODEL" help:"shape the network between S3 and the instances like EC2's, scaled down (ec2: an i3en.2xlarge's NIC and S3's per-connection rate, 1/32, and an operator in the region; see localcloud status) [default: unshaped loopback]"`
 	SSHRTT *time.Duration `arg:"--ssh-rtt" placeholder:"DUR" help:"with --net: the round trip between this machine and the instances' sshd, at the model's scale (ec2: 32ms, 1 ms on EC2; a laptop 60 ms away: 1.92s; 0: loopback's)"`
+	Scale  int            `arg:"--scale" placeholder:"N" help:"with --net: the model N times slower than EC2 (rates divided, latencies multiplied), so that more instances fit under what this machine can move [default: 32]"`
 }
 
 // Down stops it.
@@ -80,6 +81,7 @@ type Fault struct {
 type Serve struct {
 	Net    string         `arg:"--net"`
 	SSHRTT *time.Duration `arg:"--ssh-rtt"`
+	Scale  int            `arg:"--scale"`
 }
 
 // Boot is an instance sandbox's init (started by the supervisor).
@@ -100,6 +102,12 @@ func (u Up) run(ctx context.Context, c Cloud) error {
 			return cli.Errorf(cli.ExitUsage, "--ssh-rtt %v: must not be negative", *u.SSHRTT)
 		}
 		serveArgs = append(serveArgs, "--ssh-rtt", u.SSHRTT.String())
+	}
+	if u.Scale != 0 {
+		if u.Net == "" || u.Scale < 1 || u.Scale > 1024 {
+			return cli.Errorf(cli.ExitUsage, "--scale %d: with --net, from 1 to 1024", u.Scale)
+		}
+		serveArgs = append(serveArgs, "--scale", strconv.Itoa(u.Scale))
 	}
 	if err := needRoot("localcloud up"); err != nil {
 		return err
@@ -366,7 +374,9 @@ func (f Fault) run(ctx context.Context, c Cloud) error {
 	return nil
 }
 
-func (sv Serve) run(ctx context.Context, c Cloud) error { return serve(ctx, c, sv.Net, sv.SSHRTT) }
+func (sv Serve) run(ctx context.Context, c Cloud) error {
+	return serve(ctx, c, sv.Net, sv.Scale, sv.SSHRTT)
+}
 
 func (b Boot) run(ctx context.Context, c Cloud) error {
 	if code := sandbox.Boot(b.Dir); code != sandbox.ExitKilled {

@@ -53,14 +53,18 @@ type status struct {
 
 // serve is the supervisor, running inside the namespace. It tells `up` on fd 3 whether the
 // cloud came up ("ok" or "error: why"), then runs until SIGTERM and takes everything down.
-// sshRTT, when set, replaces the model's SSH round trip.
-func serve(ctx context.Context, c Cloud, model string, sshRTT *time.Duration) error {
+// scale, when set, slows the model down that many times instead; sshRTT, when set, replaces
+// its SSH round trip.
+func serve(ctx context.Context, c Cloud, model string, scale int, sshRTT *time.Duration) error {
 	ready := os.NewFile(3, "ready")
 	log.SetPrefix("serve: ")
 	ctx, stop := signal.NotifyContext(ctx, syscall.SIGTERM, syscall.SIGINT)
 	defer stop()
 	s := &supervisor{c: c}
 	if m, ok := netmodel.Models[model]; ok {
+		if scale > 0 {
+			m = m.Slower(scale)
+		}
 		if sshRTT != nil {
 			m.SSHRTT = *sshRTT
 		}

@@ -39,12 +39,12 @@ type Model struct {
 // into the instance (3.1 GB/s: 98 MB/s here), about 90 MB/s per S3 connection (2.8 MB/s
 // here), so that filling a NIC takes the same 35 connections, and some 30 ms from a request
 // to S3's first byte (0.96 s here), so that a part of a given size spends the same share of
-// its time waiting. At this scale four nodes take 390 MB/s in all, about half of what this
-// two-core machine's S3 server and counting move (830 MB/s measured), so the model, not the
-// machine, is what the rows measure. The operator (orchestrate, ec2-ssh) runs on an EC2
-// instance in the fleet's region, about 1 ms of round trip from each instance (0.1-0.5 ms
-// within a zone, around 1 ms across zones: 32 ms here), so that a command's round trips
-// weigh against the work it starts as they do there.
+// its time waiting. The operator (orchestrate, ec2-ssh) runs on an EC2 instance in the
+// fleet's region, about 1 ms of round trip from each instance (0.1-0.5 ms within a zone,
+// around 1 ms across zones: 32 ms here), so that a command's round trips weigh against the
+// work it starts as they do there. Under the model this two-core machine moves some 310 MB/s
+// in all (S3, the shaping, the nodes' counting: bench/RESULTS.md), so at this scale two
+// nodes measure the model and four measure the machine; Slower(64) keeps four under it.
 var EC2 = Model{
 	Name:    "ec2",
 	NIC:     25e9 / 8 / 32,
@@ -53,6 +53,20 @@ var EC2 = Model{
 	SSHRTT:  time.Millisecond * 32,
 	Scale:   32,
 	About:   "i3en.2xlarge + S3, 32 times slower",
+}
+
+// Slower returns the model at another scale: n times slower than what it stands for, rates
+// divided and latencies multiplied alike, so that every ratio holds.
+func (m Model) Slower(n int) Model {
+	if n == m.Scale {
+		return m
+	}
+	f := float64(m.Scale) / float64(n)
+	m.NIC, m.Conn = int64(float64(m.NIC)*f), int64(float64(m.Conn)*f)
+	m.Latency, m.SSHRTT = time.Duration(float64(m.Latency)/f), time.Duration(float64(m.SSHRTT)/f)
+	m.About = strings.Replace(m.About, fmt.Sprintf("%d times", m.Scale), fmt.Sprintf("%d times", n), 1)
+	m.Scale = n
+	return m
 }
 
 // Models are the models by name.

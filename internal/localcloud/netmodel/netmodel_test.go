@@ -8,6 +8,7 @@ import (
 	"net/http"
 	"os"
 	"strconv"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -238,5 +239,18 @@ func TestRelaySSH(t *testing.T) {
 		if !refuses(time.Second) {
 			t.Errorf("boot %d: %s:22 still accepts a second after the host ended", boot, ip)
 		}
+	}
+}
+
+func TestSlower(t *testing.T) {
+	m := EC2.Slower(64)
+	if m.NIC != EC2.NIC/2 || m.Conn != EC2.Conn/2 || m.Latency != 2*EC2.Latency || m.SSHRTT != 2*EC2.SSHRTT || m.Scale != 64 {
+		t.Errorf("EC2.Slower(64) = %+v", m)
+	}
+	if !strings.Contains(m.String(), "64 times slower") {
+		t.Errorf("EC2.Slower(64) says %q", m)
+	}
+	if EC2.Slower(32) != EC2 {
+		t.Error("EC2.Slower(32) is not EC2")
 	}
 }
