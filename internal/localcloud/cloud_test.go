@@ -85,14 +85,11 @@ func dialHost(t *testing.T, signer ssh.Signer, user, id, ip string, deadline tim
 	return nil
 }
 
-// A launched instance becomes an SSH host within ~2 s, in its own PID and UTS namespaces
-// with the key pair's key, and refuses connections within ~2 s of its termination.
-func TestHostLifecycle(t *testing.T) {
-	cfg := sdk(t)
-	ctx := context.Background()
-	c := ec2.NewFromConfig(cfg)
-	name := "lifecycle-" + time.Now().Format("150405.000")
-	kp, err := c.CreateKeyPair(ctx, &ec2.CreateKeyPairInput{KeyName: aws.String(name)})
+// keyPair makes a key pair named after prefix and the time, and returns its name and key.
+func keyPair(t *testing.T, c *ec2.Client, prefix string) (string, ssh.Signer) {
+	t.Helper()
+	name := prefix + "-" + time.Now().Format("150405.000")
+	kp, err := c.CreateKeyPair(context.Background(), &ec2.CreateKeyPairInput{KeyName: aws.String(name)})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -100,6 +97,16 @@ func TestHostLifecycle(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	return name, signer
+}
+
+// A launched instance becomes an SSH host within ~2 s, in its own PID and UTS namespaces
+// with the key pair's key, and refuses connections within ~2 s of its termination.
+func TestHostLifecycle(t *testing.T) {
+	cfg := sdk(t)
+	ctx := context.Background()
+	c := ec2.NewFromConfig(cfg)
+	name, signer := keyPair(t, c, "lifecycle")
 	img, err := c.DescribeImages(ctx, &ec2.DescribeImagesInput{Owners: []string{"099720109477"}})
 	if err != nil || len(img.Images) == 0 {
 		t.Fatalf("ubuntu AMI: %v", err)

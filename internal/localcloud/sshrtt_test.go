@@ -10,7 +10,6 @@ import (
 
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/ec2"
-	"golang.org/x/crypto/ssh"
 )
 
 // Under a network model, SSH to an instance has the model's round trip: over one connection,
@@ -28,15 +27,7 @@ func TestSSHRoundTrip(t *testing.T) {
 	}
 	rtt := st.Net.SSHRTT
 	c := ec2.NewFromConfig(cfg)
-	name := "sshrtt-" + time.Now().Format("150405.000")
-	kp, err := c.CreateKeyPair(ctx, &ec2.CreateKeyPairInput{KeyName: aws.String(name)})
-	if err != nil {
-		t.Fatal(err)
-	}
-	signer, err := ssh.ParsePrivateKey([]byte(aws.ToString(kp.KeyMaterial)))
-	if err != nil {
-		t.Fatal(err)
-	}
+	name, signer := keyPair(t, c, "sshrtt")
 	in := runInstances(t, c, &ec2.RunInstancesInput{MinCount: aws.Int32(1), MaxCount: aws.Int32(1), KeyName: aws.String(name)})[0]
 	client := dialHost(t, signer, "ec2-user", aws.ToString(in.InstanceId), aws.ToString(in.PrivateIpAddress), time.Now().Add(30*time.Second))
 	defer client.Close()
