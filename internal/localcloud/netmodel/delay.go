@@ -14,12 +14,9 @@ import (
 // sender sends and writes on its own schedule, so what is in flight is not held to a chunk
 // per round trip: a bulk copy keeps its rate and only its latency grows, as on a long link.
 type delayLine struct {
-	l      net.Listener
-	up     string
-	oneWay time.Duration
-
-	mu    sync.Mutex
-	conns map[net.Conn]bool // both ends of every relayed connection; nil once closed
+	*relays // both ends of every relayed connection
+	up      string
+	oneWay  time.Duration
 }
 
 const (
@@ -37,39 +34,14 @@ var bufs = sync.Pool{New: func() any { b := make([]byte, chunkSize); return &b }
 
 // listenDelay relays connections to addr to upstream (host:port), with round trip rtt.
 func listenDelay(addr, upstream string, rtt time.Duration) (*delayLine, error) {
-	l, err := net.Listen("tcp", addr)
+	d := &delayLine{up: upstream, oneWay: rtt / 2}
+	r, err := listenRelays(addr)
 	if err != nil {
 		return nil, err
 	}
-	d := &delayLine{l: l, up: upstream, oneWay: rtt / 2, conns: map[net.Conn]bool{}}
-	go d.serve()
+	d.relays = r
+	go r.serve(d.relay)
 	return d, nil
-}
-
-func (d *delayLine) serve() {
-	for {
-		c, err := d.l.Accept()
-		if err != nil {
-			return
-		}
-		go d.relay(c)
-	}
-}
-
-func (d *delayLine) track(c net.Conn) bool {
-	d.mu.Lock()
-	defer d.mu.Unlock()
-	if d.conns == nil {
-		return false
-	}
-	d.conns[c] = true
-	return true
-}
-
-func (d *delayLine) untrack(c net.Conn) {
-	d.mu.Lock()
-	defer d.mu.Unlock()
-	delete(d.conns, c)
 }
 
 func (d *delayLine) relay(c net.Conn) {
@@ -104,17 +76,6 @@ func (d *delayLine) relay(c net.Conn) {
 	}()
 	toUp.drain(c, up)
 	<-done
-}
-
-// close stops listening and drops every connection.
-func (d *delayLine) close() {
-	d.l.Close()
-	d.mu.Lock()
-	defer d.mu.Unlock()
-	for c := range d.conns {
-		c.Close()
-	}
-	d.conns = nil
 }
 
 // reset closes c with a reset rather than a FIN, as a host that vanished would.

@@ -39,7 +39,7 @@ func delayTo(t *testing.T, upstream string, rtt time.Duration) *delayLine {
 	if err != nil {
 		t.Fatal(err)
 	}
-	t.Cleanup(d.close)
+	t.Cleanup(func() { d.close() })
 	return d
 }
 

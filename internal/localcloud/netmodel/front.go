@@ -4,7 +4,6 @@ import (
 	"bufio"
 	"net"
 	"net/http"
-	"sync"
 	"time"
 )
 
@@ -18,50 +17,21 @@ import (
 // splice(2) between the sockets, so the bytes
 // instances read cost this machine's cores little more than without the front.
 type front struct {
-	l       net.Listener
+	*relays
 	latency time.Duration
 	up      string
-
-	mu    sync.Mutex
-	conns map[net.Conn]bool
 }
 
 // startFront serves S3 (at upstream, host:port) on addr, each request delayed by latency.
 func startFront(addr, upstream string, latency time.Duration) (*front, error) {
-	l, err := net.Listen("tcp", addr)
+	f := &front{latency: latency, up: upstream}
+	r, err := listenRelays(addr)
 	if err != nil {
 		return nil, err
 	}
-	f := &front{l: l, latency: latency, up: upstream, conns: map[net.Conn]bool{}}
-	go f.serve()
+	f.relays = r
+	go r.serve(f.relay)
 	return f, nil
-}
-
-func (f *front) serve() {
-	for {
-		c, err := f.l.Accept()
-		if err != nil {
-			return
-		}
-		go f.relay(c)
-	}
-}
-
-// track adds c to the open connections (false once the front is closed).
-func (f *front) track(c net.Conn) bool {
-	f.mu.Lock()
-	defer f.mu.Unlock()
-	if f.conns == nil {
-		return false
-	}
-	f.conns[c] = true
-	return true
-}
-
-func (f *front) untrack(c net.Conn) {
-	f.mu.Lock()
-	defer f.mu.Unlock()
-	delete(f.conns, c)
 }
 
 func (f *front) relay(c net.Conn) {
@@ -94,16 +64,4 @@ func (f *front) relay(c net.Conn) {
 			return
 		}
 	}
-}
-
-// close stops the front and drops its connections.
-func (f *front) close() error {
-	err := f.l.Close()
-	f.mu.Lock()
-	defer f.mu.Unlock()
-	for c := range f.conns {
-		c.Close()
-	}
-	f.conns = nil
-	return err
 }
