@@ -26,9 +26,9 @@ type args struct {
 	Results    string   `arg:"--results" default:"/mnt/results" help:"directory of result files"`
 	Data       string   `arg:"--data" default:"/mnt/data" help:"directory of downloaded data"`
 	Jobs       int      `arg:"-j,--jobs" help:"keys processed at once [default: the number of CPUs; for --keys and --download at least 32, which a node's network needs]"`
-	Streams    int      `arg:"--streams" help:"ranged GETs in flight per object [default: one per 8 MiB of it, from 6 to 16 (fewer when memory is short)]"`
+	Streams    int      `arg:"--streams" help:"ranged GETs in flight per object [default: one per 4 MiB of it, from 6 to 32 (fewer when memory is short)]"`
 	GETs       int      `arg:"--gets" help:"ranged GETs in flight in all, over every object read at once [default: 128]"`
-	PartMiB    int64    `arg:"--part-mib" help:"size of each ranged GET, MiB [default: 8, less for an object of fewer than --streams parts, down to 1]"`
+	PartMiB    int64    `arg:"--part-mib" help:"size of each ranged GET, MiB [default: 4, less for an object of fewer than --streams parts, down to 1]"`
 	Progress   bool     `arg:"--progress" help:"print progress lines (source bytes read) once a second per key"`
 	Hold       string   `arg:"--hold" placeholder:"DIR" help:"take the lock of job directory DIR, print locked (or busy), keep it until stdin ends"`
 	Field      *int     `arg:"--field" placeholder:"N" help:"count the Nth comma-separated field, from 1 (Parquet: the column standing in for it, among the first 5) [default: 4]"`

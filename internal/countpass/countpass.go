@@ -179,21 +179,41 @@ func reportSkipped(n uint64, col count.Column) {
 }
 
 // hold takes the lock of job directory dir (see nodejob.Lock), says "locked" (or "busy" when
-// another run holds it) on stdout, and keeps it until stdin ends: the orchestrator holds the
-// lock for as long as its connection lives, however it ends.
+// another run holds it) on stdout with what the directory holds, carries out the
+// orchestrator's writes to it, and keeps the lock until stdin ends: the orchestrator holds
+// it for as long as its connection lives, however it ends (nodejob's hold conversation).
 func hold(dir string, stdin io.Reader, stdout io.Writer) error {
 	release, err := nodejob.Lock(dir)
 	if errors.Is(err, nodejob.ErrBusy) {
-		fmt.Fprintln(stdout, "busy")
+		fmt.Fprintln(stdout, nodejob.HoldBusy)
 		return cli.Silent(cli.ExitFailed)
 	}
 	if err != nil {
 		return cli.Errorf(cli.ExitLocal, "%v", err)
 	}
 	defer release()
-	fmt.Fprintln(stdout, "locked")
-	_, _ = io.Copy(io.Discard, stdin)
-	return nil
+	s, err := nodejob.SurveyDir(dir)
+	if err != nil {
+		return cli.Errorf(cli.ExitLocal, "reading %s: %v", dir, err)
+	}
+	if _, err := stdout.Write(append([]byte(nodejob.HoldLocked+"\n"), s.Encode()...)); err != nil {
+		return err
+	}
+	in := bufio.NewReader(stdin)
+	for {
+		w, err := nodejob.ReadWrite(in)
+		if errors.Is(err, io.EOF) {
+			return nil
+		}
+		if err != nil {
+			_, _ = io.WriteString(stdout, nodejob.EncodeWritten(err))
+			_, _ = io.Copy(io.Discard, in) // keep the lock until the orchestrator lets go
+			return cli.Errorf(cli.ExitUsage, "%v", err)
+		}
+		if _, err := io.WriteString(stdout, nodejob.EncodeWritten(w.Apply(dir))); err != nil {
+			return err
+		}
+	}
 }
 
 // countFile counts column col of one file, or stdin for "-".

@@ -471,7 +471,7 @@ func TestStreamsFor(t *testing.T) {
 		mem  int64
 		jobs int
 		want int
-	}{{0, 8, s3stream.MaxStreams}, {64 << 30, 8, s3stream.MaxStreams}, {1 << 30, 8, 7}, {256 << 20, 8, 1}, {1 << 30, 1, s3stream.MaxStreams}} {
+	}{{0, 8, s3stream.MaxStreams}, {64 << 30, 8, s3stream.MaxStreams}, {1 << 30, 8, 15}, {256 << 20, 8, 3}, {1 << 30, 1, s3stream.MaxStreams}} {
 		if got := streamsFor(c.mem, c.jobs); got != c.want {
 			t.Errorf("streamsFor(%d MiB, %d jobs) = %d, want %d", c.mem>>20, c.jobs, got, c.want)
 		}

@@ -15,6 +15,8 @@ import (
 	"syscall"
 	"time"
 
+	"golang.org/x/sync/errgroup"
+
 	"ec2kit/internal/cli"
 	"ec2kit/internal/count"
 	"ec2kit/internal/decode"
@@ -286,16 +288,16 @@ func (s *fromS3) do(ctx context.Context, it nodejob.Item, progress *atomic.Int64
 	// GETs would hold up a Parquet object, which reads other bytes.
 	stream := s.c.Open(ctx, obj)
 	defer stream.Close()
-	head := make([]byte, min(decode.HeadSize, obj.Size))
-	if _, err := s.c.ReaderAt(ctx, obj).ReadAt(head, 0); err != nil && err != io.EOF {
+	head, tail, err := s.probe(ctx, obj)
+	if err != nil {
 		return stats{}, err
 	}
 	br := bufio.NewReaderSize(countingReader{stream, progress}, 64<<10)
-	format := decode.Detect(head)
+	format := decode.Detect(head.B)
 	path := filepath.Join(s.out(), filepath.FromSlash(key))
 	if format == decode.Parquet {
 		stream.Close() // Parquet reads the footer, then only the columns it needs
-		ra := s.c.ReaderAt(ctx, obj)
+		ra := decode.Known(s.c.ReaderAt(ctx, obj), head, tail)
 		if s.o.Download {
 			var rows int64
 			err := writeAtomic(path, func(w io.Writer) (err error) {
@@ -321,6 +323,33 @@ func (s *fromS3) do(ctx context.Context, it nodejob.Item, progress *atomic.Int64
 		return stats{}, err
 	}
 	return stats{bytes: progress.Load(), rows: int64(c.Rows), skipped: int64(c.Skipped)}, writeAtomic(path, writeCounts(c))
+}
+
+// probe reads an object's first bytes, which tell its format, and for a key named like a
+// Parquet file its tail with the footer too, beside them: a Parquet object is read in
+// rounds (footer, then column chunks), and each round waits for S3's first byte. The
+// content decides the format; the name only saves a round.
+func (s *fromS3) probe(ctx context.Context, obj s3stream.Object) (head, tail decode.Span, err error) {
+	ra := s.c.ReaderAt(ctx, obj)
+	head.B = make([]byte, min(decode.HeadSize, obj.Size))
+	var g errgroup.Group
+	g.Go(func() error {
+		if _, err := ra.ReadAt(head.B, 0); err != nil && err != io.EOF {
+			return err
+		}
+		return nil
+	})
+	if strings.HasSuffix(strings.ToLower(obj.Key), ".parquet") {
+		tail.Off = max(0, obj.Size-decode.FooterGuess)
+		tail.B = make([]byte, obj.Size-tail.Off)
+		g.Go(func() error {
+			if _, err := ra.ReadAt(tail.B, tail.Off); err != nil && err != io.EOF {
+				return err
+			}
+			return nil
+		})
+	}
+	return head, tail, g.Wait()
 }
 
 // countPiece counts the rows of one piece of a plain CSV object (orchestrate splits only

@@ -10,6 +10,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"testing"
 
@@ -305,6 +306,66 @@ func TestParquetReadsAhead(t *testing.T) {
 	}
 	if n := src.reads.Load(); n != 1+5 {
 		t.Errorf("%d reads of the file, want 6: the tail, then a chunk per row group", n)
+	}
+}
+
+// recordingReaderAt notes the byte ranges read.
+type recordingReaderAt struct {
+	ra    io.ReaderAt
+	mu    sync.Mutex
+	reads [][2]int64
+}
+
+func (r *recordingReaderAt) ReadAt(p []byte, off int64) (int, error) {
+	r.mu.Lock()
+	r.reads = append(r.reads, [2]int64{off, off + int64(len(p))})
+	r.mu.Unlock()
+	return r.ra.ReadAt(p, off)
+}
+
+// TestParquetKnownBytes checks that the bytes countpass already holds (the head it found
+// the format in, the tail read beside it) are not read again, and that a column chunk
+// larger than fetchPart is read in parts, all at once.
+func TestParquetKnownBytes(t *testing.T) {
+	var buf bytes.Buffer
+	w := parquet.NewGenericWriter[tripInt](&buf) // one row group
+	rows := make([]tripInt, 300_000)
+	for i := range rows {
+		n := int64(i * 7919 % 1000003) // spread, so the chunk stays large
+		rows[i] = tripInt{VendorID: int32(i), PassengerCount: &n}
+	}
+	if _, err := w.Write(rows); err != nil {
+		t.Fatal(err)
+	}
+	if err := w.Close(); err != nil {
+		t.Fatal(err)
+	}
+	data := buf.Bytes()
+	size := int64(len(data))
+	f, err := parquet.OpenFile(bytes.NewReader(data), size)
+	if err != nil {
+		t.Fatal(err)
+	}
+	m := f.Metadata().RowGroups[0].Columns[1].MetaData
+	start, end := chunkStart(m), chunkStart(m)+m.TotalCompressedSize
+	if size <= FooterGuess || end-start <= 2*fetchPart {
+		t.Fatalf("a %d-byte file with a %d-byte chunk is too small for this test", size, end-start)
+	}
+
+	src := &recordingReaderAt{ra: bytes.NewReader(data)}
+	known := Known(src, Span{0, data[:HeadSize]}, Span{size - FooterGuess, data[size-FooterGuess:]})
+	c, err := ParquetCounts(known, size, count.Passengers)
+	if err != nil || c.Rows != uint64(len(rows)) {
+		t.Fatalf("counted %d rows, %v", c.Rows, err)
+	}
+	want := int((end - start + fetchPart - 1) / fetchPart)
+	if len(src.reads) != want {
+		t.Errorf("%d reads %v, want the chunk's %d parts", len(src.reads), src.reads, want)
+	}
+	for _, r := range src.reads {
+		if r[0] < start || r[1] > end || r[1]-r[0] > fetchPart {
+			t.Errorf("read [%d, %d) is not a part of the chunk [%d, %d)", r[0], r[1], start, end)
+		}
 	}
 }
 

@@ -27,7 +27,7 @@ const Column = "passenger_count"
 // "1".
 func ParquetCounts(ra io.ReaderAt, size int64, sel count.Column) (_ *count.Counts, err error) {
 	defer corruptPanic(&err)
-	pf := &prefetched{ra: ra}
+	pf := prefetch(ra)
 	f, err := open(pf, size)
 	if err != nil {
 		return nil, err
@@ -127,9 +127,9 @@ func open(ra io.ReaderAt, size int64) (*parquet.File, error) {
 	if size < 2*magic+4 {
 		return nil, fmt.Errorf("%w: %d bytes is too short", ErrCorrupt, size)
 	}
-	if pf, ok := ra.(*prefetched); ok {
+	if pf, ok := ra.(*prefetched); ok && !pf.has(size-8, size) {
 		// The tail, footer included (unless it is a large one), in one read.
-		if err := pf.fetch([][2]int64{{max(0, size-footerGuess), size}}); err != nil {
+		if err := pf.fetch([][2]int64{{max(0, size-FooterGuess), size}}); err != nil {
 			return nil, fmt.Errorf("parquet: %w", err)
 		}
 	}
@@ -173,9 +173,34 @@ func chunkStart(m format.ColumnMetaData) int64 {
 	return m.DataPageOffset
 }
 
-// footerGuess is how much of a file's end is read at once to find its footer: the taxi
+// FooterGuess is how much of a file's end is read at once to find its footer: the taxi
 // files' footers take a few KiB to a few tens.
-const footerGuess = 256 << 10
+const FooterGuess = 256 << 10
+
+// fetchPart is the most one read of a prefetch asks for: a column chunk of several MiB in
+// one GET would come at one S3 connection's rate, in parts it comes at several.
+const fetchPart = 1 << 20
+
+// Span is bytes of a file already read, at offset Off.
+type Span struct {
+	Off int64
+	B   []byte
+}
+
+// Known returns ra with some of its bytes already read: reads of them are served from
+// memory. countpass has an object's first bytes from finding its format (the Parquet
+// reader checks them), and may have read its tail beside them.
+func Known(ra io.ReaderAt, spans ...Span) io.ReaderAt {
+	return &prefetched{ra: ra, spans: spans}
+}
+
+// prefetch is ra as a prefetched reader, keeping what Known already holds.
+func prefetch(ra io.ReaderAt) *prefetched {
+	if pf, ok := ra.(*prefetched); ok {
+		return pf
+	}
+	return &prefetched{ra: ra}
+}
 
 // prefetched serves reads from ranges fetched ahead of them, several at once. On S3 every
 // read is a request that waits for its first byte (tens of milliseconds), and the Parquet
@@ -184,28 +209,27 @@ const footerGuess = 256 << 10
 // outside what was fetched go to the source.
 type prefetched struct {
 	ra    io.ReaderAt
-	spans []span
+	spans []Span
 }
 
-type span struct {
-	off int64
-	b   []byte
-}
-
-// fetch reads every range [start, end) at once, a few reads in flight.
+// fetch reads every range [start, end) at once, in reads of at most fetchPart, a few in
+// flight.
 func (p *prefetched) fetch(ranges [][2]int64) error {
-	spans := make([]span, len(ranges))
+	spans := make([]Span, len(ranges))
 	var g errgroup.Group
 	g.SetLimit(16)
 	for i, r := range ranges {
-		g.Go(func() error {
-			b := make([]byte, r[1]-r[0])
-			if _, err := p.ra.ReadAt(b, r[0]); err != nil && !errors.Is(err, io.EOF) {
-				return err
-			}
-			spans[i] = span{r[0], b}
-			return nil
-		})
+		b := make([]byte, r[1]-r[0])
+		spans[i] = Span{r[0], b}
+		for at := int64(0); at < int64(len(b)); at += fetchPart {
+			g.Go(func() error {
+				part := b[at:min(at+fetchPart, int64(len(b)))]
+				if _, err := p.ra.ReadAt(part, r[0]+at); err != nil && !errors.Is(err, io.EOF) {
+					return err
+				}
+				return nil
+			})
+		}
 	}
 	if err := g.Wait(); err != nil {
 		return err
@@ -214,10 +238,20 @@ func (p *prefetched) fetch(ranges [][2]int64) error {
 	return nil
 }
 
+// has reports whether bytes [start, end) are held.
+func (p *prefetched) has(start, end int64) bool {
+	for _, s := range p.spans {
+		if start >= s.Off && end <= s.Off+int64(len(s.B)) {
+			return true
+		}
+	}
+	return false
+}
+
 func (p *prefetched) ReadAt(b []byte, off int64) (int, error) {
 	for _, s := range p.spans {
-		if off >= s.off && off+int64(len(b)) <= s.off+int64(len(s.b)) {
-			return copy(b, s.b[off-s.off:]), nil
+		if off >= s.Off && off+int64(len(b)) <= s.Off+int64(len(s.B)) {
+			return copy(b, s.B[off-s.Off:]), nil
 		}
 	}
 	return p.ra.ReadAt(b, off)
@@ -284,7 +318,7 @@ func column(f *parquet.File, names ...string) (int, string) {
 // in the Layout). It returns the lines written, header included.
 func ParquetCSV(ra io.ReaderAt, size int64, w io.Writer) (_ int64, err error) {
 	defer corruptPanic(&err)
-	f, err := open(&prefetched{ra: ra}, size)
+	f, err := open(prefetch(ra), size)
 	if err != nil {
 		return 0, err
 	}

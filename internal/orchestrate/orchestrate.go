@@ -197,7 +197,7 @@ func Run(ctx context.Context, o Options) error {
 	if err := j.define(nodes); err != nil {
 		return err
 	}
-	if nodes, err = j.lock(ctx, nodes, &unreachable); err != nil {
+	if nodes, err = j.lock(nodes, &unreachable); err != nil {
 		return err
 	}
 	if err := j.plan(ctx, nodes, &unreachable); err != nil {
@@ -288,15 +288,11 @@ func (j *job) define(nodes []*node) error {
 // lock takes the job directory's lock on every node before anything there changes: a second
 // run of the same job on the same nodes is refused. A node that cannot take it (other than
 // by being busy) is left out.
-func (j *job) lock(ctx context.Context, nodes []*node, left *[]string) ([]*node, error) {
+func (j *job) lock(nodes []*node, left *[]string) ([]*node, error) {
 	errs := make([]error, len(nodes))
 	var wg sync.WaitGroup
 	for i, n := range nodes {
-		wg.Go(func() {
-			if errs[i] = n.hold(ctx, j.dir); errs[i] == nil {
-				errs[i] = n.survey(j.dir)
-			}
-		})
+		wg.Go(func() { errs[i] = n.hold(j.dir) })
 	}
 	wg.Wait()
 	var busy []string
@@ -373,7 +369,7 @@ func (j *job) plan(ctx context.Context, nodes []*node, left *[]string) error {
 			stale = j.adoptable(n)
 		}
 		wg.Go(func() {
-			if errs[i] = n.write(j.dir, stale, j.opts.Force, data); errs[i] == nil && j.opts.Step == nodejob.Map {
+			if errs[i] = n.write(stale, j.opts.Force, data); errs[i] == nil && j.opts.Step == nodejob.Map {
 				errs[i] = n.putWork(nodejob.WorkDir(j.name), j.puts)
 			}
 		})

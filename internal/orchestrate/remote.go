@@ -66,8 +66,8 @@ func prepare(c *sshx.Conn, bins Binaries) (bin *Binary, cores int, err error) {
 		// Upload to a temporary name, then rename: a concurrent or interrupted upload never
 		// leaves a truncated binary under the final name.
 		p := sshx.Quote(bin.RemotePath)
-		cmd := fmt.Sprintf("mkdir -p \"$(dirname %s)\" && cat > %s.$$ && chmod 755 %s.$$ && mv -f %s.$$ %s", p, p, p, p, p)
-		if _, err := run(c, cmd, bytes.NewReader(bin.Data)); err != nil {
+		cmd := fmt.Sprintf("mkdir -p \"$(dirname %s)\" && t=%s.$$ && if gzip -dc > \"$t\" && chmod 755 \"$t\" && mv -f \"$t\" %s; then :; else rm -f \"$t\"; exit 1; fi", p, p, p)
+		if _, err := run(c, cmd, bytes.NewReader(bin.Gzipped())); err != nil {
 			return nil, 0, fmt.Errorf("deploying countpass: %w", err)
 		}
 	}
@@ -80,11 +80,6 @@ func putFileAt(c *sshx.Conn, path string, data []byte) error {
 	// A failed write (a full disk) leaves no temporary file behind.
 	_, err := run(c, fmt.Sprintf("t=%s.tmp.$$; if cat > \"$t\" && mv -f \"$t\" %s; then :; else rm -f \"$t\"; exit 1; fi", p, p), bytes.NewReader(data))
 	return err
-}
-
-// readFile returns the contents of path on the node, nil when it does not exist.
-func readFile(c *sshx.Conn, path string) ([]byte, error) {
-	return run(c, fmt.Sprintf("cat %s 2>/dev/null || true", sshx.Quote(path)), nil)
 }
 
 // listFiles returns the paths (relative to dir) of the regular files under dir, skipping

@@ -26,6 +26,8 @@ type node struct {
 	cores     int
 	cmd       string              // the countpass command line for this node
 	lockSess  *ssh.Session        // holds the job directory's lock
+	lockIn    io.Writer           // its stdin: requests to the lock holder
+	lockOut   *bufio.Reader       // its stdout: the answers
 	dataJobs  []*nodejob.Manifest // count: the download jobs the node holds
 	old       *nodejob.Manifest   // the job's previous manifest on the node
 	files     []string            // the job directory's files before this run
@@ -228,13 +230,15 @@ func (j *job) addSkipped(node string, n int64) {
 }
 
 // hold starts the session that holds the job directory's lock on the node for as long as
-// this run lasts (it ends when the connection does, however that happens).
-func (n *node) hold(ctx context.Context, dir string) error {
+// this run lasts (it ends when the connection does, however that happens), and reads what
+// the directory holds: the previous run's manifest and the files.
+func (n *node) hold(dir string) error {
 	s, err := n.conn.NewSession()
 	if err != nil {
 		return err
 	}
-	if _, err := s.StdinPipe(); err != nil { // kept open: its end releases the lock
+	in, err := s.StdinPipe() // kept open: its end releases the lock
+	if err != nil {
 		s.Close()
 		return err
 	}
@@ -249,12 +253,22 @@ func (n *node) hold(ctx context.Context, dir string) error {
 		s.Close()
 		return err
 	}
-	line, err := bufio.NewReader(out).ReadString('\n')
+	r := bufio.NewReader(out)
+	line, err := r.ReadString('\n')
 	switch strings.TrimSpace(line) {
-	case "locked":
-		n.lockSess = s
+	case nodejob.HoldLocked:
+		sv, err := nodejob.ReadSurvey(r)
+		if err != nil {
+			s.Close()
+			return err
+		}
+		if sv.Manifest != nil {
+			n.old, _ = nodejob.DecodeManifest(sv.Manifest) // unreadable: every file counts as stale
+		}
+		n.files = sv.Files
+		n.lockSess, n.lockIn, n.lockOut = s, in, r
 		return nil
-	case "busy":
+	case nodejob.HoldBusy:
 		s.Close()
 		return errBusy
 	}
@@ -265,34 +279,14 @@ func (n *node) hold(ctx context.Context, dir string) error {
 	return fmt.Errorf("taking the lock: %v", err)
 }
 
-// survey reads what the job directory holds: the previous run's manifest and the files.
-func (n *node) survey(dir string) error {
-	b, err := readFile(n.conn, dir+"/"+nodejob.ManifestName)
-	if err != nil {
-		return err
-	}
-	if len(b) > 0 {
-		n.old, _ = nodejob.DecodeManifest(b) // unreadable: every file counts as stale
-	}
-	n.files, err = listFiles(n.conn, dir)
-	return err
-}
-
-// write prepares the job directory for this run: it removes stale results (or, with force,
-// every earlier result of this job) and writes the manifest.
-func (n *node) write(dir string, stale []string, force bool, manifest []byte) error {
-	q := sshx.Quote(dir)
+// write prepares the job directory for this run through the lock's session: it removes stale
+// results (or, with force, every earlier result of this job) and writes the manifest.
+func (n *node) write(stale []string, force bool, manifest []byte) error {
 	if force {
 		stale = n.files
 	}
-	if len(stale) > 0 {
-		var list bytes.Buffer
-		for _, f := range stale {
-			list.WriteString(f + "\x00")
-		}
-		if _, err := run(n.conn, "cd "+q+" && xargs -0 rm -f --", &list); err != nil {
-			return err
-		}
+	if _, err := n.lockIn.Write(nodejob.Write{Stale: stale, Manifest: manifest}.Encode()); err != nil {
+		return err
 	}
-	return putFileAt(n.conn, dir+"/"+nodejob.ManifestName, manifest)
+	return nodejob.ReadWritten(n.lockOut)
 }

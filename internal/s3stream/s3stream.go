@@ -99,15 +99,18 @@ func (c *Client) maxStreams() int {
 
 const (
 	// DefaultPartSize: big enough that per-request latency (~10-30 ms on S3) is small next to
-	// the transfer, small enough that Streams parts stay a modest amount of memory.
-	DefaultPartSize = 8 << 20
+	// the transfer, and small because a node's GETs share its link alike: a part takes time
+	// in proportion to its size, and an object read in larger parts than the others ends
+	// after them, making the job's tail (bench/RESULTS.md, "network model").
+	DefaultPartSize = 4 << 20
 	// DefaultStreams: S3 gives ~50-100 MB/s per connection; a handful per object fills a
 	// node's link when several objects are read at once.
 	DefaultStreams = 6
-	// MaxStreams: by default a large object gets a GET in flight per DefaultPartSize of it,
-	// up to this many, so that the largest objects, read last of all, do not make the
-	// job's tail with a handful of connections (bench/RESULTS.md, "network model").
-	MaxStreams = 16
+	// MaxStreams: by default an object gets a GET in flight per DefaultPartSize of it, up to
+	// this many, so that objects up to MaxStreams parts are read in one round of parts, as
+	// fast as a small one, and the largest, which cannot be split (compressed ones), do not
+	// make the job's tail with a handful of connections.
+	MaxStreams = 32
 	// MinPartSize: the smallest part an object of fewer than Streams default-sized parts is
 	// cut into, so that it is still read by Streams GETs at once (a node fills its link only
 	// with some 35 GETs in flight; an object read by one or two streams makes the tail),

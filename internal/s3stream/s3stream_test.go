@@ -139,7 +139,7 @@ func TestReplacedMidRead(t *testing.T) {
 	}
 }
 
-// With the default part size, an object of fewer than Streams 8 MiB parts is read in
+// With the default part size, an object of fewer than Streams default-sized parts is read in
 // smaller parts (down to MinPartSize), so that several GETs still read it at once.
 func TestSmallObjectParts(t *testing.T) {
 	obj := randomBytes(3<<20 + 5)
