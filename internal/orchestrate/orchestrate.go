@@ -68,7 +68,7 @@ type job struct {
 	dir   string // that directory
 	bins  Binaries
 	insts []fleet.Instance // the fleet, for the job's cost
-	live  bool             // stderr is a terminal: progress bar, and progress lines from countpass
+	live  bool             // stderr is a terminal: a progress bar
 	objs  []nodejob.Object
 	items map[string]nodejob.Item // result name -> item
 	byID  map[string]*node
@@ -456,9 +456,9 @@ func (j *job) countpassCmd(n *node, jobs int) string {
 	if j.opts.Column != "" {
 		args = append(args, "--column", sshx.Quote(j.opts.Column))
 	}
-	if j.live {
-		args = append(args, "--progress")
-	}
+	// Progress lines feed the scheduler (the last items go to the nodes with the least left
+	// to read) as well as the progress bar.
+	args = append(args, "--progress")
 	return sshx.Wrap(strings.Join(args, " "))
 }
 

@@ -155,6 +155,7 @@ func (j *job) session(ctx context.Context, n *node) error {
 			continue
 		case "progress":
 			j.prog.Partial(n.id, e.ID, e.Bytes)
+			j.sched.Progress(n.id, e.ID, e.Bytes)
 			continue
 		case "ok":
 			if j.sched.Done(n.id, e.ID) && e.Skipped > 0 && j.opts.Verbose {

@@ -61,7 +61,10 @@ type Scheduler struct {
 type node struct {
 	window      int // how many items it may hold at once
 	outstanding int
-	held        int64 // the bytes of those items
+	held        int64            // the bytes of those items
+	read        int64            // of which it has read this many (Progress)
+	asking      bool             // its feeder waits in Next
+	progress    map[string]int64 // key -> bytes read, for the items it runs
 	dead        bool
 }
 
@@ -110,7 +113,7 @@ func sortKeys(ks []Key) {
 func (s *Scheduler) AddNode(name string, window int) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	s.nodes[name] = &node{window: max(window, 1)}
+	s.nodes[name] = &node{window: max(window, 1), progress: map[string]int64{}}
 	s.notify()
 }
 
@@ -158,31 +161,35 @@ func (s *Scheduler) Pin(key, nodeName string) {
 // nothing more for this node to do: the node is dead, ctx is done, or nothing is pending
 // and nothing runs elsewhere (so no death can bring work back while this node waits).
 func (s *Scheduler) Next(ctx context.Context, nodeName string) (Key, bool) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	n := s.nodes[nodeName]
+	if n == nil {
+		return Key{}, false
+	}
+	n.asking = true
+	defer func() { n.asking = false }()
 	for {
-		s.mu.Lock()
-		n := s.nodes[nodeName]
-		if n == nil || n.dead || ctx.Err() != nil {
-			s.mu.Unlock()
+		if n.dead || ctx.Err() != nil {
 			return Key{}, false
 		}
 		i := s.nextFor(nodeName)
 		if n.outstanding < n.window && s.fair(n) {
-			if i >= 0 {
+			if i >= 0 && s.least(nodeName, s.pending[i].Name) {
 				k := s.pending[i]
 				s.pending = append(s.pending[:i], s.pending[i+1:]...)
 				s.start(k.Name, nodeName)
 				s.lastStart = time.Now()
-				s.mu.Unlock()
 				return k, true
 			}
-			if k, ok := s.straggler(nodeName); ok {
-				s.start(k.Name, nodeName)
-				s.mu.Unlock()
-				return k, true
+			if i < 0 {
+				if k, ok := s.straggler(nodeName); ok {
+					s.start(k.Name, nodeName)
+					return k, true
+				}
 			}
 		}
 		if i < 0 && !s.runningElsewhere(nodeName) {
-			s.mu.Unlock()
 			return Key{}, false
 		}
 		wait := s.changed
@@ -196,6 +203,7 @@ func (s *Scheduler) Next(ctx context.Context, nodeName string) (Key, bool) {
 		case <-tick:
 		case <-ctx.Done():
 		}
+		s.mu.Lock()
 	}
 }
 
@@ -208,25 +216,68 @@ func (s *Scheduler) LastStart() time.Time {
 }
 
 // fair reports whether n may take more: a node holds at most its share of the bytes left
-// (pending and held, over the live nodes). When the windows together exceed the items, the
-// first node to ask would otherwise take a window of the largest ones while the others
-// got few. It cannot stall the job: a node it holds back holds an item, whose end (or its
-// node's death) wakes it. The caller holds s.mu.
+// to read (pending, and not yet read of what the nodes hold, over the live nodes). When the
+// windows together exceed the items, the first node to ask would otherwise take a window of
+// the largest ones while the others got few. It cannot stall the job: a node it holds back
+// holds an item, whose end (or its node's death) wakes it. The caller holds s.mu.
 func (s *Scheduler) fair(n *node) bool {
 	if n.outstanding == 0 {
 		return true
 	}
-	var left, alive int64
+	pending, held, alive := s.left()
+	return n.left()*alive < pending+held
+}
+
+// left returns the bytes pending, the bytes the live nodes hold and have not read yet, and
+// how many nodes are live. The caller holds s.mu.
+func (s *Scheduler) left() (pending, held, alive int64) {
 	for _, k := range s.pending {
-		left += k.Size
+		pending += k.Size
 	}
 	for _, m := range s.nodes {
 		if !m.dead {
 			alive++
-			left += m.held
+			held += m.left()
 		}
 	}
-	return n.held*alive < left
+	return pending, held, alive
+}
+
+// left is what the node holds and has not read yet.
+func (n *node) left() int64 { return n.held - n.read }
+
+// least reports whether nodeName may take key at the end of the job: once less is pending
+// than the nodes hold unread, an item goes to the node with the least left to read (that
+// could run it), which finishes first, so that the nodes end together rather than one
+// reading on alone. A node with room waits for it; a node that holds nothing is never held
+// back, and nodes that hold nothing and do not ask (late to start, or done) hold nobody
+// back. The caller holds s.mu.
+func (s *Scheduler) least(nodeName, key string) bool {
+	n := s.nodes[nodeName]
+	if pending, held, _ := s.left(); pending >= held {
+		return true
+	}
+	for name, m := range s.nodes {
+		if name != nodeName && !m.dead && (m.outstanding > 0 || m.asking) && s.eligible(key, name) && m.left() < n.left() {
+			return false
+		}
+	}
+	return true
+}
+
+// Progress records that node has read bytes of key (of its copy running there); reports
+// for a copy that is not running are ignored.
+func (s *Scheduler) Progress(nodeName, key string, bytes int64) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	n := s.nodes[nodeName]
+	if _, ok := s.running[key][nodeName]; !ok || n == nil || n.dead {
+		return
+	}
+	bytes = min(max(bytes, 0), s.keys[key].Size)
+	n.read += bytes - n.progress[key]
+	n.progress[key] = bytes
+	s.notify()
 }
 
 // start records that nodeName runs key; the caller holds s.mu.
@@ -303,6 +354,8 @@ func (s *Scheduler) stop(key, nodeName string) {
 	if n := s.nodes[nodeName]; !n.dead {
 		n.outstanding--
 		n.held -= s.keys[key].Size
+		n.read -= n.progress[key]
+		delete(n.progress, key)
 	}
 }
 
@@ -401,7 +454,8 @@ func (s *Scheduler) Dead(nodeName string) []Key {
 		return nil
 	}
 	n.dead = true
-	n.outstanding, n.held = 0, 0
+	n.outstanding, n.held, n.read = 0, 0, 0
+	clear(n.progress)
 	var back []Key
 	for k, copies := range s.running {
 		if _, ok := copies[nodeName]; ok {

@@ -372,3 +372,51 @@ func TestShareOfTheBytes(t *testing.T) {
 		t.Fatalf("items held by a, b, c, d: %v, want [3 3 3 1] (a share is 25 of 100 bytes; one more item goes over it)", got)
 	}
 }
+
+// TestLastItemsToTheLeastLeft: once less is pending than the nodes hold, an item goes to the
+// node with the least left to read (by their progress), so that the nodes finish together;
+// a node that holds nothing and does not ask holds nobody back.
+func TestLastItemsToTheLeastLeft(t *testing.T) {
+	for _, aAsks := range []bool{true, false} {
+		s := New(keys(100, 100, 100, 100))
+		s.AddNode("a", 3)
+		s.AddNode("b", 3)
+		ctx := context.Background()
+		for _, n := range []string{"a", "b", "a"} {
+			if _, ok := s.Next(ctx, n); !ok {
+				t.Fatal("Next refused with room left")
+			}
+		}
+		s.Progress("a", "k00", 100)
+		s.Progress("a", "k02", 50)  // a has 50 bytes left to read, b 100
+		s.Progress("b", "k03", 100) // not b's: ignored
+		got := make(chan string, 1)
+		bctx, cancel := context.WithTimeout(ctx, 300*time.Millisecond)
+		go func() {
+			k, ok := s.Next(bctx, "b")
+			got <- fmt.Sprintf("%s %v", k.Name, ok)
+		}()
+		time.Sleep(50 * time.Millisecond)
+		select {
+		case g := <-got:
+			t.Fatalf("b (100 bytes left) took %s while a (50) holds items", g)
+		default:
+		}
+		if aAsks {
+			if k, ok := s.Next(ctx, "a"); !ok || k.Name != "k03" {
+				t.Fatalf("a (50 bytes left) got %v %v, want k03", k, ok)
+			}
+			if g := <-got; g != " false" {
+				t.Fatalf("b got %q, want nothing", g)
+			}
+		} else {
+			s.Done("a", "k00")
+			s.Done("a", "k02")
+			s.Progress("b", "k01", 60) // within its share of what is left again
+			if g := <-got; g != "k03 true" {
+				t.Fatalf("b got %q once a holds nothing, want k03", g)
+			}
+		}
+		cancel()
+	}
+}
