@@ -30,7 +30,7 @@ type args struct {
 	GETs       int      `arg:"--gets" help:"ranged GETs in flight in all, over every object read at once [default: 128]"`
 	PartMiB    int64    `arg:"--part-mib" help:"size of each ranged GET, MiB [default: 4, less for an object of fewer than --streams parts, down to 1]"`
 	Progress   bool     `arg:"--progress" help:"print progress lines (source bytes read) once a second per key"`
-	Hold       string   `arg:"--hold" placeholder:"DIR" help:"take the lock of job directory DIR, print locked (or busy), keep it until stdin ends"`
+	Hold       string   `arg:"--hold" placeholder:"DIR" help:"take the lock of job directory DIR, print locked (or busy) and what DIR holds, make the writes orchestrate asks for on stdin, keep the lock until stdin ends"`
 	Field      *int     `arg:"--field" placeholder:"N" help:"count the Nth comma-separated field, from 1 (Parquet: the column standing in for it, among the first 5) [default: 4]"`
 	Column     string   `arg:"--column" placeholder:"NAME" help:"count the column NAME of each object's header, case-insensitively (Parquet: the column NAME)"`
 }
