@@ -8,7 +8,7 @@ import (
 	"io"
 	"io/fs"
 	"os"
-	"path"
+	"path/filepath"
 	"strings"
 )
 
@@ -45,7 +45,7 @@ type Survey struct {
 // SurveyDir reads the survey of job directory dir.
 func SurveyDir(dir string) (Survey, error) {
 	var s Survey
-	m, err := os.ReadFile(path.Join(dir, ManifestName))
+	m, err := os.ReadFile(filepath.Join(dir, ManifestName))
 	if err != nil && !errors.Is(err, fs.ErrNotExist) {
 		return s, err
 	}
