@@ -121,7 +121,8 @@ func Check(nodes []Node, m *nodejob.Manifest, cat, partial bool) Report {
 		if len(r.Problems) == 0 {
 			r.Warnings = append(r.Warnings, fmt.Sprintf("not reachable: %s (every result was on the others)", strings.Join(unreachable, ", ")))
 		} else {
-			problem(cli.ExitUnreachable, "not reachable: %s", strings.Join(unreachable, ", "))
+			// First: it is why the results it held are missing, and the list may be cut short.
+			r.Problems = append([]Problem{{cli.ExitUnreachable, "not reachable: " + strings.Join(unreachable, ", "), true}}, r.Problems...)
 		}
 	}
 	if partial {

@@ -2,6 +2,7 @@ package merge
 
 import (
 	"errors"
+	"fmt"
 	"strings"
 	"testing"
 	"testing/fstest"
@@ -131,5 +132,20 @@ func TestCatOrderAndHeader(t *testing.T) {
 	missing := node("n1", m, map[string]string{"a": "x\n", "big.part-00001": "y\n"})
 	if err := Check([]Node{missing}, m, true, false).Err(); cli.CodeOf(err) != cli.ExitData || !strings.Contains(err.Error(), "big.part-00000") {
 		t.Fatalf("a missing piece: %v", err)
+	}
+}
+
+// An unreachable node comes first among the problems: it is why the results it held are
+// missing, and a long list is cut short.
+func TestUnreachableFirst(t *testing.T) {
+	var objs []nodejob.Object
+	for i := range 30 {
+		objs = append(objs, obj(fmt.Sprintf("k%02d", i)))
+	}
+	m := job("r", objs...)
+	err := Check([]Node{node("n1", m, nil), {Name: "n2", Err: errors.New("refused")}}, m, false, false).Err()
+	lines := strings.Split(fmt.Sprint(err), "\n")
+	if len(lines) < 2 || !strings.Contains(lines[1], "not reachable: n2") || !strings.Contains(fmt.Sprint(err), "... and") {
+		t.Fatalf("the unreachable node must lead the list: %v", err)
 	}
 }
