@@ -266,7 +266,8 @@ func (s *Scheduler) least(nodeName, key string) bool {
 }
 
 // Progress records that node has read bytes of key (of its copy running there); reports
-// for a copy that is not running are ignored.
+// for a copy that is not running are ignored. It wakes no waiter: every node reports once a
+// second per item, and the items that end, often enough, wake them.
 func (s *Scheduler) Progress(nodeName, key string, bytes int64) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
@@ -277,7 +278,6 @@ func (s *Scheduler) Progress(nodeName, key string, bytes int64) {
 	bytes = min(max(bytes, 0), s.keys[key].Size)
 	n.read += bytes - n.progress[key]
 	n.progress[key] = bytes
-	s.notify()
 }
 
 // start records that nodeName runs key; the caller holds s.mu.

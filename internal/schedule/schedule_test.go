@@ -388,7 +388,7 @@ func TestLastItemsToTheLeastLeft(t *testing.T) {
 			}
 		}
 		s.Progress("a", "k00", 100)
-		s.Progress("a", "k02", 50)  // a has 50 bytes left to read, b 100
+		s.Progress("a", "k02", 70)  // a has 30 bytes left to read, b 100
 		s.Progress("b", "k03", 100) // not b's: ignored
 		got := make(chan string, 1)
 		bctx, cancel := context.WithTimeout(ctx, 300*time.Millisecond)
@@ -399,20 +399,20 @@ func TestLastItemsToTheLeastLeft(t *testing.T) {
 		time.Sleep(50 * time.Millisecond)
 		select {
 		case g := <-got:
-			t.Fatalf("b (100 bytes left) took %s while a (50) holds items", g)
+			t.Fatalf("b (100 bytes left) took %s while a (30) holds items", g)
 		default:
 		}
 		if aAsks {
 			if k, ok := s.Next(ctx, "a"); !ok || k.Name != "k03" {
-				t.Fatalf("a (50 bytes left) got %v %v, want k03", k, ok)
+				t.Fatalf("a (30 bytes left) got %v %v, want k03", k, ok)
 			}
 			if g := <-got; g != " false" {
 				t.Fatalf("b got %q, want nothing", g)
 			}
 		} else {
+			s.Progress("b", "k01", 60) // 40 left: within its share, but more than a's 30
 			s.Done("a", "k00")
 			s.Done("a", "k02")
-			s.Progress("b", "k01", 60) // within its share of what is left again
 			if g := <-got; g != "k03 true" {
 				t.Fatalf("b got %q once a holds nothing, want k03", g)
 			}
