@@ -1,7 +1,8 @@
 // Package schedule decides which node runs which item of a job. Items go out largest first,
 // and only when a node has room (a bounded number of outstanding items each, and no more
-// than its share of the bytes left), so a node that finishes early simply takes more and
-// one slow node never holds a long queue. A node that
+// than its share of the bytes left to read, by the nodes' progress), so a node that
+// finishes early simply takes more and one slow node never holds a long queue; the last
+// items go to the nodes with the least left to read, so that they end together. A node that
 // dies gives back every item whose result lived on it — running or finished, since its disk
 // is gone (unless results are durable elsewhere) — and the survivors redo them. An attempt
 // that fails may be retried on another node, and, once nothing is pending, an item running
